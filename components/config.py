@@ -1,0 +1,517 @@
+"""Typed stack configuration: every key of the ``gpu-jupyterhub:*`` namespace, declared once.
+
+The model is the single place that says what a key means, its type and its default; the README's
+config reference is generated from it (and a test keeps them in sync). Unknown keys are errors, so a
+typo never silently falls back to a default. Loading reports every bad key at once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+NAMESPACE = "gpu-jupyterhub"
+SECRET_PLACEHOLDER = "[secret]"
+
+_QUANTITY = re.compile(r"^([0-9]+(\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_REGISTRY_HOST = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?$")
+_DIGEST_REF = re.compile(r"^[a-z0-9][a-z0-9._/:-]*@sha256:[a-f0-9]{64}$")
+_REPLICATION = re.compile(r"^[0-2][0-9]{2}$")
+_CPU = re.compile(r"^[0-9]+(\.[0-9]+)?$")
+
+
+class ConfigError(Exception):
+    """Bad stack configuration: one line per offending key, each naming what is allowed."""
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = sorted(set(problems))
+        super().__init__("\n".join(self.problems))
+
+    def __str__(self) -> str:
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        return f"invalid stack configuration ({len(self.problems)} problem(s)):\n{lines}"
+
+
+def _quantity(value: str) -> str:
+    if not isinstance(value, str) or not _QUANTITY.match(value):
+        raise ValueError("a Kubernetes quantity with a unit, for example 100Gi, 512Mi or 8G")
+    if not re.search(r"[A-Za-z]$", value):
+        raise ValueError("a Kubernetes quantity with a unit, for example 100Gi, 512Mi or 8G (a bare number is bytes)")
+    return value
+
+
+def _dns_label(value: str) -> str:
+    if not _DNS_LABEL.match(value):
+        raise ValueError("a DNS label: lower-case letters, digits and '-', at most 63 characters")
+    return value
+
+
+def _abs_path(value: str) -> str:
+    if not value.startswith("/") or "/../" in value + "/" or "//" in value:
+        raise ValueError("an absolute path such as /buckets/jupyterhub, without '..' or '//'")
+    return value
+
+
+Quantity = Annotated[str, AfterValidator(_quantity)]
+DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+AbsPath = Annotated[str, AfterValidator(_abs_path)]
+
+
+class _Model(BaseModel):
+    """Strict base: unknown keys are errors; keys are camelCase as in the stack file."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=False, frozen=True)
+
+
+class ChartConfig(_Model):
+    version: str = Field("4.4.0", description="Zero to JupyterHub chart version to deploy.")
+    repository: str = Field(
+        "https://hub.jupyter.org/helm-chart/",
+        description="Helm chart repository URL; ignored when `oci` is set.",
+    )
+    oci: str | None = Field(
+        None,
+        description="OCI chart reference (for example oci://harbor.lab/charts/jupyterhub) for clusters "
+        "without internet; replaces `repository`.",
+    )
+    timeoutSeconds: int = Field(900, ge=60, le=7200, description="How long Helm waits for the release.")
+
+    @field_validator("oci")
+    @classmethod
+    def _oci(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith("oci://"):
+            raise ValueError("an OCI reference starting with oci://")
+        return v
+
+
+class TlsConfig(_Model):
+    secretName: str | None = Field(None, description="Existing TLS secret for the hub host.")
+    clusterIssuer: str | None = Field(
+        None, description="cert-manager ClusterIssuer that issues the hub's certificate."
+    )
+
+    @model_validator(mode="after")
+    def _one(self) -> TlsConfig:
+        if bool(self.secretName) == bool(self.clusterIssuer):
+            raise ValueError("set exactly one of secretName (an existing TLS secret) or clusterIssuer (cert-manager)")
+        return self
+
+
+class HubConfig(_Model):
+    host: str = Field(description="Public host name of the hub (ingress host), for example jupyter.lab.example.")
+    ingressClassName: str | None = Field(None, description="Ingress class; cluster default when unset.")
+    tls: TlsConfig = Field(description="TLS for the ingress: an existing secret or a cert-manager issuer.")
+    allowNamedServers: bool = Field(True, description="Let users run several servers (one per profile).")
+    concurrentSpawnLimit: int = Field(20, ge=1, description="Spawns in flight at once across the hub.")
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str) -> str:
+        if not _DNS_SUBDOMAIN.match(v) or "." not in v:
+            raise ValueError("a fully qualified DNS name such as jupyter.lab.example")
+        return v
+
+
+class OidcConfig(_Model):
+    issuer: str = Field(description="OIDC issuer URL, for example https://keycloak.lab/realms/lab.")
+    clientId: str = Field(description="OAuth client id registered with the identity provider.")
+    clientSecret: SecretStr = Field(description="OAuth client secret (set with `pulumi config set --secret`).")
+    usernameClaim: str = Field("preferred_username", description="Claim used as the JupyterHub user name.")
+    groupsClaim: str = Field("groups", description="Claim that lists the user's groups.")
+    scopes: list[str] = Field(["openid", "profile", "email"], description="Scopes requested at login.")
+    allowedGroups: list[str] = Field([], description="Groups allowed to log in.")
+    adminGroups: list[str] = Field([], description="Groups whose members are hub admins.")
+    authorizeUrl: str | None = Field(None, description="Override; default <issuer>/protocol/openid-connect/auth.")
+    tokenUrl: str | None = Field(None, description="Override; default <issuer>/protocol/openid-connect/token.")
+    userdataUrl: str | None = Field(
+        None, description="Override; default <issuer>/protocol/openid-connect/userinfo."
+    )
+
+    @field_validator("issuer", "authorizeUrl", "tokenUrl", "userdataUrl")
+    @classmethod
+    def _https(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith("https://"):
+            raise ValueError("an https:// URL")
+        return v.rstrip("/") if v else v
+
+
+class AuthConfig(_Model):
+    mode: Literal["oidc", "native", "shared-password"] = Field(
+        "oidc",
+        description="oidc (GenericOAuthenticator, e.g. Keycloak), native (NativeAuthenticator sign-up with "
+        "admin approval) or shared-password (one password from a secret).",
+    )
+    oidc: OidcConfig | None = Field(None, description="OIDC settings; required when mode is oidc.")
+    sharedPassword: SecretStr | None = Field(
+        None, description="The shared password (secret); required when mode is shared-password."
+    )
+    allowedUsers: list[str] = Field([], description="User names allowed to log in (besides groups).")
+    adminUsers: list[str] = Field([], description="User names that are hub admins.")
+
+    @model_validator(mode="after")
+    def _mode(self) -> AuthConfig:
+        if self.mode == "oidc" and self.oidc is None:
+            raise ValueError("mode oidc needs auth.oidc (issuer, clientId, clientSecret)")
+        if self.mode == "shared-password" and self.sharedPassword is None:
+            raise ValueError("mode shared-password needs auth.sharedPassword (a secret)")
+        if self.mode == "shared-password" and not self.allowedUsers:
+            raise ValueError("mode shared-password needs auth.allowedUsers (who may log in)")
+        if self.mode == "native" and not self.adminUsers:
+            raise ValueError("mode native needs auth.adminUsers (who approves sign-ups)")
+        return self
+
+
+class CullingConfig(_Model):
+    enabled: bool = Field(True, description="Stop idle servers.")
+    timeoutSeconds: int = Field(3600, ge=60, description="Idle time after which a server is stopped.")
+    everySeconds: int = Field(600, ge=30, description="How often the culler checks.")
+    maxAgeSeconds: int = Field(0, ge=0, description="Stop servers older than this even if busy; 0 = never.")
+
+
+class NetworkConfig(_Model):
+    userEgressCidrs: list[str] = Field(
+        [],
+        description="Extra private CIDRs user pods may reach (e.g. an in-cluster model endpoint); public "
+        "internet and DNS are always allowed.",
+    )
+    hubPrivateEgress: bool = Field(
+        True, description="Let the hub reach private IPs (an in-cluster identity provider such as Keycloak)."
+    )
+
+    @field_validator("userEgressCidrs")
+    @classmethod
+    def _cidrs(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        for c in v:
+            try:
+                ipaddress.ip_network(c)
+            except ValueError as e:
+                raise ValueError(f"{c!r} is not a CIDR such as 10.0.0.0/8") from e
+        return v
+
+
+class Resources(_Model):
+    cpuGuarantee: float = Field(description="CPU cores reserved for the server.")
+    cpuLimit: float = Field(description="CPU cores the server may use at most.")
+    memGuarantee: Quantity = Field(description="Memory reserved, e.g. 4G.")
+    memLimit: Quantity = Field(description="Memory limit, e.g. 8G.")
+
+    @model_validator(mode="after")
+    def _order(self) -> Resources:
+        if self.cpuGuarantee <= 0 or self.cpuLimit < self.cpuGuarantee:
+            raise ValueError("need 0 < cpuGuarantee <= cpuLimit")
+        return self
+
+
+class ProfilesConfig(_Model):
+    cpu: Resources = Field(
+        Resources(cpuGuarantee=0.5, cpuLimit=2, memGuarantee="2G", memLimit="8G"),
+        description="Resources of the CPU profiles (Standard Environment, Agent Development).",
+    )
+    gpu: Resources = Field(
+        Resources(cpuGuarantee=2, cpuLimit=8, memGuarantee="8G", memLimit="32G"),
+        description="Resources of the GPU profiles.",
+    )
+    fineTuning: Resources = Field(
+        Resources(cpuGuarantee=4, cpuLimit=16, memGuarantee="24G", memLimit="64G"),
+        description="Resources of the fine-tuning profile (one GPU, more memory).",
+    )
+    gpuTolerations: list[dict[str, str]] = Field(
+        [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        description="Tolerations GPU pods carry; GPU nodes with other NoSchedule taints are left out.",
+    )
+    liveAvailability: bool = Field(
+        True, description="Refresh GPU choices at spawn time with free/total GPUs per node."
+    )
+    gpuGroups: list[str] = Field(
+        [], description="If set, only members of these groups see GPU profiles (live availability on)."
+    )
+
+    @field_validator("gpuTolerations")
+    @classmethod
+    def _tol(cls, v: list[dict[str, str]]) -> list[dict[str, str]]:
+        allowed = {"key", "operator", "value", "effect"}
+        for t in v:
+            extra = set(t) - allowed
+            if extra:
+                raise ValueError(f"toleration keys must be among {sorted(allowed)}, not {sorted(extra)}")
+            if t.get("operator", "Equal") not in ("Equal", "Exists"):
+                raise ValueError("toleration operator must be Equal or Exists")
+            if t.get("effect", "") not in ("", "NoSchedule", "PreferNoSchedule", "NoExecute"):
+                raise ValueError("toleration effect must be NoSchedule, PreferNoSchedule or NoExecute")
+        return v
+
+
+class NodesConfig(_Model):
+    file: str | None = Field(
+        None,
+        description="Read nodes from this `kubectl get nodes -o json` file instead of the cluster "
+        "(air-gapped previews).",
+    )
+
+
+class RegistryConfig(_Model):
+    host: str = Field(description="Harbor registry host[:port], for example harbor.lab.example.")
+    project: DnsLabel = Field("jupyter", description="Harbor project that holds the images.")
+    username: str = Field(description="Harbor robot account name, e.g. robot$jupyter+builder.")
+    password: SecretStr = Field(description="Harbor robot account token (secret).")
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str) -> str:
+        if not _REGISTRY_HOST.match(v):
+            raise ValueError("a registry host[:port] without scheme or path, e.g. harbor.lab.example")
+        return v
+
+
+IMAGE_NAMES = ("jupyter-ml-cpu", "jupyter-ml-gpu", "jupyter-fine-tuning", "jupyter-agent-dev")
+
+
+class ImagesConfig(_Model):
+    build: bool = Field(True, description="Build and push the images; false uses `refs`.")
+    refs: dict[str, str] = Field(
+        {},
+        description="Digest-pinned references (name@sha256:...) per image, required when build is false.",
+    )
+    baseImage: str = Field(
+        "debian:bookworm-slim",
+        description="Base of the root images (point it at your Harbor proxy cache).",
+    )
+    version: str = Field("0.1.0", description="Version label and tag of the built images.")
+
+    @field_validator("refs")
+    @classmethod
+    def _refs(cls, v: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(v) - set(IMAGE_NAMES))
+        if unknown:
+            raise ValueError(f"unknown image(s) {unknown}; allowed: {list(IMAGE_NAMES)}")
+        for name, ref in v.items():
+            if not _DIGEST_REF.match(ref):
+                raise ValueError(f"{name}: {ref!r} is not digest-pinned (registry/project/name@sha256:<64 hex>)")
+        return dict(sorted(v.items()))
+
+
+class SharedCodeConfig(_Model):
+    hostPath: AbsPath = Field(description="Directory on the control-plane node, mounted read-only.")
+    mountPath: AbsPath = Field("/home/jovyan/shared-code", description="Where user pods see it.")
+
+
+class StorageConfig(_Model):
+    mode: Literal["static", "dynamic"] = Field(
+        "static",
+        description="static: a ReadWriteMany PV on the SeaweedFS CSI driver plus a claim; dynamic: a claim "
+        "on `storageClass`.",
+    )
+    driver: str = Field("seaweedfs-csi-driver", description="CSI driver name (static mode).")
+    volumeHandle: str = Field("jupyterhub-notebooks", description="CSI volume handle (static mode).")
+    collection: DnsLabel = Field("jupyterhub", description="SeaweedFS collection (static mode).")
+    replication: str = Field(
+        "000", description="SeaweedFS replication XYZ (data centers, racks, servers), digits 0-2 first."
+    )
+    path: AbsPath = Field("/buckets/jupyterhub", description="Path in the SeaweedFS filer (static mode).")
+    capacity: Quantity = Field("500Gi", description="Capacity of the notebooks volume.")
+    storageClass: str | None = Field(None, description="ReadWriteMany StorageClass (dynamic mode).")
+    scratchSize: Quantity = Field("50Gi", description="Size limit of the per-pod local scratch directory.")
+    shmSize: Quantity = Field("8Gi", description="Size of /dev/shm (memory) for PyTorch data loaders.")
+    sharedCode: SharedCodeConfig | None = Field(
+        None, description="Optional read-only host path from the control-plane node."
+    )
+    verifyTimeoutSeconds: int = Field(
+        180, ge=10, le=3600, description="How long a verification reader waits for other nodes' markers."
+    )
+
+    @field_validator("replication")
+    @classmethod
+    def _replication(cls, v: str) -> str:
+        if not _REPLICATION.match(v):
+            raise ValueError("three digits XYZ with X in 0-2 (e.g. 000, 001, 010)")
+        return v
+
+    @model_validator(mode="after")
+    def _dyn(self) -> StorageConfig:
+        if self.mode == "dynamic" and not self.storageClass:
+            raise ValueError("mode dynamic needs storage.storageClass")
+        return self
+
+
+class StackConfig(_Model):
+    """Every key of the ``gpu-jupyterhub:`` config namespace."""
+
+    kubeContext: str = Field(description="kubeconfig context of the target cluster (never the ambient one).")
+    kubeconfig: SecretStr | None = Field(
+        None, description="Whole kubeconfig (secret); default: the kubeconfig file on the machine."
+    )
+    namespace: DnsLabel = Field("jupyterhub", description="Namespace of the hub and user pods.")
+    chart: ChartConfig = Field(ChartConfig(), description="Which z2jh chart and where from.")
+    hub: HubConfig = Field(description="Host, TLS and hub behaviour.")
+    auth: AuthConfig = Field(description="How users log in.")
+    culling: CullingConfig = Field(CullingConfig(), description="Idle server culling.")
+    network: NetworkConfig = Field(NetworkConfig(), description="Network policy additions.")
+    profiles: ProfilesConfig = Field(ProfilesConfig(), description="Resources and GPU scheduling of profiles.")
+    nodes: NodesConfig = Field(NodesConfig(), description="Where the node inventory comes from.")
+    registry: RegistryConfig = Field(description="Harbor registry for images and pulls.")
+    images: ImagesConfig = Field(ImagesConfig(), description="Image build or given references.")
+    storage: StorageConfig = Field(StorageConfig(), description="Notebook storage and local scratch.")
+    verifyStorage: bool = Field(
+        False, description="On `pulumi up`, prove every node sees every other node's files."
+    )
+
+    @model_validator(mode="after")
+    def _images(self) -> StackConfig:
+        if not self.images.build:
+            missing = [n for n in IMAGE_NAMES if n not in self.images.refs]
+            if missing:
+                raise ValueError(f"images.build is false, so images.refs needs {missing}")
+        return self
+
+
+def _describe_allowed(model: type[BaseModel]) -> str:
+    return ", ".join(sorted(model.model_fields))
+
+
+def _model_at(path: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model that owns the key at ``path`` (to say what keys are allowed there)."""
+    model: Any = StackConfig
+    for part in path[:-1]:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return None
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        ann = field.annotation
+        args = getattr(ann, "__args__", ()) or ()
+        candidates = [ann, *args]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if model is None:
+            return None
+    return model if isinstance(model, type) else None
+
+
+def _format_error(err: dict[str, Any]) -> str:
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-after")))
+    key = f"{NAMESPACE}:" + ".".join(str(p) for p in loc) if loc else f"{NAMESPACE}"
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        owner = _model_at(loc)
+        allowed = _describe_allowed(owner) if owner else "see README config reference"
+        return f"{key}: unknown key; allowed here: {allowed}"
+    if kind == "missing":
+        owner = _model_at(loc)
+        desc = ""
+        if owner is not None and str(loc[-1]) in owner.model_fields:
+            desc = owner.model_fields[str(loc[-1])].description or ""
+        return f"{key}: required key is missing ({desc})" if desc else f"{key}: required key is missing"
+    msg = err["msg"].removeprefix("Value error, ")
+    got = err.get("input")
+    if isinstance(got, str | int | float | bool) and not isinstance(got, SecretStr):
+        return f"{key}: {msg} (got {got!r})"
+    return f"{key}: {msg}"
+
+
+def parse_config(raw: Mapping[str, Any]) -> StackConfig:
+    """Validate the namespace's keys (without the ``gpu-jupyterhub:`` prefix); raise ConfigError."""
+    try:
+        return StackConfig.model_validate(dict(raw))
+    except ValidationError as e:
+        raise ConfigError(_format_error(err) for err in e.errors(include_url=False)) from None
+
+
+def _strip_secure(value: Any) -> Any:
+    """Replace Pulumi ``{secure: ...}`` ciphertext with a placeholder; we never decrypt it here."""
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            return SECRET_PLACEHOLDER
+        return {k: _strip_secure(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strip_secure(v) for v in value]
+    return value
+
+
+def namespace_keys(config: Mapping[str, Any], *, decode_json: bool) -> dict[str, Any]:
+    """Pick this project's keys from a flat Pulumi config map, dropping the namespace prefix."""
+    out: dict[str, Any] = {}
+    prefix = f"{NAMESPACE}:"
+    for key, value in config.items():
+        if not key.startswith(prefix):
+            continue
+        name = key[len(prefix) :]
+        if name.startswith("config:"):  # pulumi stores some keys as ns:config:key
+            name = name[len("config:") :]
+        if decode_json and isinstance(value, str) and value[:1] in ("{", "["):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                pass
+        out[name] = value
+    return out
+
+
+def load_stack_file(data: Mapping[str, Any]) -> StackConfig:
+    """Config from a parsed ``Pulumi.<stack>.yaml``; secure values become placeholders."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(["stack file: top level must be a mapping with a `config:` key"])
+    config = data.get("config") or {}
+    if not isinstance(config, Mapping):
+        raise ConfigError(["stack file: `config:` must be a mapping of namespace:key to value"])
+    return parse_config(_strip_secure(namespace_keys(config, decode_json=False)))
+
+
+def load_pulumi_config() -> StackConfig:
+    """Config of the running Pulumi program (every key of our namespace, secrets decrypted in memory)."""
+    from pulumi.runtime import config as rc
+
+    merged: dict[str, Any] = dict(rc.get_config_env())
+    merged.update(rc.CONFIG.get())
+    return parse_config(namespace_keys(merged, decode_json=True))
+
+
+def reference_rows(model: type[BaseModel] = StackConfig, prefix: str = "") -> list[tuple[str, str, str, str]]:
+    """(key, type, default, description) for every leaf key: the README's config reference."""
+    rows: list[tuple[str, str, str, str]] = []
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        ann = field.annotation
+        args = [a for a in (getattr(ann, "__args__", ()) or ()) if a is not type(None)]
+        sub = next(
+            (a for a in [ann, *args] if isinstance(a, type) and issubclass(a, BaseModel)),
+            None,
+        )
+        type_name = _type_name(ann)
+        if field.is_required():
+            default = "required"
+        else:
+            d = field.default
+            default = "secret" if type_name.startswith("secret") else json.dumps(
+                d.model_dump(mode="json") if isinstance(d, BaseModel) else d
+            )
+            if isinstance(d, BaseModel):
+                default = "see below"
+        rows.append((key, type_name, default, field.description or ""))
+        if sub is not None:
+            rows.extend(reference_rows(sub, prefix=f"{key}."))
+    return rows
+
+
+def _type_name(ann: Any) -> str:
+    text = str(ann).replace("typing.", "").replace("components.config.", "")
+    text = re.sub(r"<class '([\w.]+)'>", r"\1", text)
+    text = text.replace("pydantic.types.SecretStr", "secret string").replace("SecretStr", "secret string")
+    text = re.sub(r"Annotated\[str, AfterValidator\(func=<function _(\w+) at [^>]+>\)\]", r"\1", text)
+    text = text.replace(" | None", " (optional)")
+    return text

@@ -1,0 +1,183 @@
+"""Spawn-time GPU availability for the hub (runs inside the hub, passed as ``hub.extraConfig`` text).
+
+The deploy-time profile list is computed from the nodes at ``pulumi up``; GPUs get taken and nodes go
+down in between. At spawn time this wraps the list in KubeSpawner's callable ``profile_list``: node
+choices show free/total GPUs (allocatable minus the requests of pods that hold them, as the scheduler
+counts), full or NotReady nodes are hidden, and GPU profiles can be limited to some groups. It never
+breaks spawning: on any API error it logs why and serves the deploy-time list.
+
+Self-contained on purpose (standard library and the hub image's kubernetes_asyncio only): the file's
+text is what the hub executes.
+"""
+
+import asyncio
+import copy
+import re
+
+GPU_RESOURCE_PATTERN = re.compile(r"^nvidia\.com/(gpu|mig-.+)$")
+API_TIMEOUT_SECONDS = 5.0
+_SUFFIX = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3}
+
+
+def _count(text):
+    """Extended resources are whole numbers; tolerate a unit suffix rather than fail a spawn."""
+    m = re.match(r"^([0-9]+)([A-Za-z]*)$", str(text).strip())
+    if not m:
+        return 0
+    return int(m.group(1)) * _SUFFIX.get(m.group(2), 1)
+
+
+def _pod_requests(pod):
+    """GPU requests of one pod as the scheduler counts them: max(sum of containers, each init container)."""
+    spec = pod.get("spec") or {}
+
+    def container_requests(container):
+        res = container.get("resources") or {}
+        merged = dict(res.get("limits") or {})
+        merged.update(res.get("requests") or {})  # extended resources: requests default to limits
+        return {k: _count(v) for k, v in merged.items() if GPU_RESOURCE_PATTERN.match(k)}
+
+    total = {}
+    for c in spec.get("containers") or []:
+        for k, v in container_requests(c).items():
+            total[k] = total.get(k, 0) + v
+    for c in spec.get("initContainers") or []:
+        for k, v in container_requests(c).items():
+            total[k] = max(total.get(k, 0), v)
+    return total
+
+
+def gpu_usage(nodes, pods):
+    """{node: {"ready": bool, "resources": {resource: [free, total]}}} from plain node and pod dicts."""
+    usage = {}
+    for node in nodes:
+        name = (node.get("metadata") or {}).get("name")
+        if not name:
+            continue
+        status = node.get("status") or {}
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
+        )
+        ready = ready and not (node.get("spec") or {}).get("unschedulable", False)
+        alloc = {
+            k: _count(v) for k, v in (status.get("allocatable") or {}).items() if GPU_RESOURCE_PATTERN.match(k)
+        }
+        usage[name] = {"ready": ready, "resources": {k: [v, v] for k, v in alloc.items()}}
+    for pod in pods:
+        phase = (pod.get("status") or {}).get("phase")
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        if phase in ("Succeeded", "Failed") or node_name not in usage:
+            continue
+        for k, v in _pod_requests(pod).items():
+            slot = usage[node_name]["resources"].get(k)
+            if slot is not None:
+                slot[0] = max(0, slot[0] - v)
+    return usage
+
+
+def _gpu_resources(profile):
+    """Resources a profile's GPU choices request (empty for CPU profiles)."""
+    found = set()
+    overrides = [profile.get("kubespawner_override") or {}]
+    for option in (profile.get("profile_options") or {}).values():
+        overrides.extend((c.get("kubespawner_override") or {}) for c in (option.get("choices") or {}).values())
+    for ov in overrides:
+        for k, v in (ov.get("extra_resource_limits") or {}).items():
+            if v is not None and GPU_RESOURCE_PATTERN.match(k):
+                found.add(k)
+    return found
+
+
+def apply_availability(profiles, usage, user_groups, gpu_groups):
+    """A new profile list: availability in node choices, full/NotReady nodes hidden, groups applied."""
+    out = []
+    allowed_gpu = not gpu_groups or bool(set(user_groups) & set(gpu_groups))
+    for original in profiles:
+        resources = _gpu_resources(original)
+        if resources and not allowed_gpu:
+            continue
+        profile = copy.deepcopy(original)
+        if resources and usage is not None:
+            node_option = (profile.get("profile_options") or {}).get("node")
+            if node_option is None:
+                free = sum(
+                    n["resources"].get(r, [0, 0])[0] for n in usage.values() if n["ready"] for r in resources
+                )
+                profile["display_name"] = f"{profile['display_name']} - {free} GPU(s) free now"
+            else:
+                if not _annotate_nodes(node_option, usage, resources):
+                    continue
+        out.append(profile)
+    if out and not any(p.get("default") for p in out):
+        out[0]["default"] = True
+    return out
+
+
+def _annotate_nodes(option, usage, resources):
+    """Show free/total per node choice, drop full or NotReady nodes; False when no node is left."""
+    choices = option.get("choices") or {}
+    free_total = 0
+    named_nodes = 0
+    kept = {}
+    for key, choice in choices.items():
+        selector = ((choice.get("kubespawner_override") or {}).get("node_selector") or {})
+        node = selector.get("kubernetes.io/hostname")
+        if node is None:
+            kept[key] = choice
+            continue
+        info = usage.get(node)
+        if info is None or not info["ready"]:
+            continue
+        free = sum(info["resources"].get(r, [0, 0])[0] for r in resources)
+        total = sum(info["resources"].get(r, [0, 0])[1] for r in resources)
+        if free <= 0:
+            continue
+        free_total += free
+        named_nodes += 1
+        choice["display_name"] = f"{choice['display_name']} - {free}/{total} free"
+        kept[key] = choice
+    if not named_nodes:
+        return False
+    for choice in kept.values():
+        selector = (choice.get("kubespawner_override") or {}).get("node_selector") or {}
+        if selector.get("kubernetes.io/hostname") is None:
+            choice["display_name"] = f"{choice['display_name']} - {free_total} free"
+    if not any(c.get("default") for c in kept.values()) and kept:
+        next(iter(kept.values()))["default"] = True
+    option["choices"] = kept
+    return True
+
+
+async def fetch_cluster_state():
+    """Nodes and GPU-holding pods from the API server, as plain dicts (needs list on nodes and pods)."""
+    from kubernetes_asyncio import client, config
+
+    config.load_incluster_config()
+    async with client.ApiClient() as api:
+        core = client.CoreV1Api(api)
+        nodes = await core.list_node()
+        pods = await core.list_pod_for_all_namespaces(
+            field_selector="status.phase!=Succeeded,status.phase!=Failed"
+        )
+        return (
+            [api.sanitize_for_serialization(n) for n in nodes.items],
+            [api.sanitize_for_serialization(p) for p in pods.items],
+        )
+
+
+def make_profile_list(static_profiles, live_availability=True, gpu_groups=(), fetch=None):
+    """KubeSpawner callable profile_list over the deploy-time list."""
+    fetch = fetch or fetch_cluster_state
+
+    async def profile_list(spawner):
+        usage = None
+        if live_availability:
+            try:
+                nodes, pods = await asyncio.wait_for(fetch(), API_TIMEOUT_SECONDS)
+                usage = gpu_usage(nodes, pods)
+            except Exception as e:  # any failure: serve the deploy-time list, never block a spawn
+                spawner.log.warning("GPU availability unavailable, using deploy-time profiles: %r", e)
+        groups = [g.name for g in getattr(spawner.user, "groups", [])]
+        return apply_availability(static_profiles, usage, groups, list(gpu_groups))
+
+    return profile_list

@@ -1,0 +1,220 @@
+"""Node inventory: ``kubectl get nodes -o json`` in, typed and sorted plain data out.
+
+GPUs are read from what the scheduler accounts (allocatable ``nvidia.com/gpu`` and ``nvidia.com/mig-*``)
+and described with NVIDIA GPU feature discovery labels when they exist. A malformed node never crashes
+the program: it is skipped with a reason; a malformed document is a clear ``NodeDataError``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+GPU_RESOURCE = "nvidia.com/gpu"
+MIG_RESOURCE_PREFIX = "nvidia.com/mig-"
+_MIG_RESOURCE = re.compile(r"^nvidia\.com/mig-[0-9]+g\.[0-9]+gb(\.[a-z0-9+.-]+)?$")
+_INT = re.compile(r"^[0-9]+$")
+_CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
+
+
+class NodeDataError(ValueError):
+    """The node list as a whole is unusable (not JSON, not a NodeList)."""
+
+
+class Taint(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    key: str
+    value: str = ""
+    effect: str
+
+
+class GpuInfo(BaseModel):
+    """What a node offers to GPU pods, as the device plugin advertises it."""
+
+    model_config = ConfigDict(frozen=True)
+    allocatable: int  # nvidia.com/gpu slots (physical GPUs, MIG slices in single mode, or time-slices)
+    product: str | None
+    memory_mib: int | None
+    count: int  # physical GPUs (label), or allocatable when unlabelled
+    replicas: int  # time-slicing replicas per GPU (1 = not shared)
+    sharing_strategy: str  # none, time-slicing or mps
+    mig_strategy: str | None  # single, mixed or None
+    mig_resources: tuple[tuple[str, int], ...]  # sorted (resource name, allocatable)
+
+    @property
+    def shared(self) -> bool:
+        return self.replicas > 1 or self.sharing_strategy in ("time-slicing", "mps")
+
+    @property
+    def max_per_user(self) -> int:
+        """A time-sliced GPU gives one user one slot: more slots are the same silicon."""
+        return 1 if self.shared else self.allocatable
+
+
+class NodeInfo(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    name: str
+    ready: bool
+    schedulable: bool
+    control_plane: bool
+    taints: tuple[Taint, ...]
+    cpu_millis: int | None
+    memory_bytes: int | None
+    gpu: GpuInfo | None
+    gpu_labelled: bool  # GPU feature discovery says a GPU is present (even if none is allocatable)
+
+
+class SkippedNode(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    name: str
+    reason: str
+
+
+class Inventory(BaseModel):
+    """All nodes (sorted by name) and the ones whose data could not be read."""
+
+    model_config = ConfigDict(frozen=True)
+    nodes: tuple[NodeInfo, ...]
+    skipped: tuple[SkippedNode, ...]
+
+
+_SUFFIX = {
+    "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4, "Pi": 1024**5, "Ei": 1024**6,
+    "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18, "": 1,
+}
+_QTY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)?$")
+
+
+def parse_quantity(text: Any, *, millis: bool = False) -> int:
+    """A Kubernetes quantity as an int (bytes, or millicores when ``millis``)."""
+    m = _QTY.match(str(text).strip()) if isinstance(text, str | int) and not isinstance(text, bool) else None
+    if not m:
+        raise ValueError(f"not a Kubernetes quantity: {text!r}")
+    number, suffix = float(m.group(1)), m.group(2) or ""
+    if suffix == "m":
+        return int(number) if millis else int(number / 1000)
+    value = number * _SUFFIX[suffix]
+    return int(value * 1000) if millis else int(value)
+
+
+def _int_label(labels: Mapping[str, str], key: str) -> int | None:
+    raw = labels.get(key)
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not _INT.match(raw):
+        raise ValueError(f"label {key}={raw!r} is not a whole number")
+    return int(raw)
+
+
+def _str_map(obj: Any, what: str) -> dict[str, str]:
+    if obj is None:
+        return {}
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"{what} is not a mapping")
+    return {str(k): v for k, v in obj.items()}
+
+
+def _parse_gpu(labels: Mapping[str, str], allocatable: Mapping[str, Any]) -> GpuInfo | None:
+    gpu_alloc = parse_quantity(allocatable[GPU_RESOURCE]) if GPU_RESOURCE in allocatable else 0
+    mig: list[tuple[str, int]] = []
+    for key in sorted(allocatable):
+        if key.startswith(MIG_RESOURCE_PREFIX) and _MIG_RESOURCE.match(key):
+            n = parse_quantity(allocatable[key])
+            if n > 0:
+                mig.append((key, n))
+    if gpu_alloc <= 0 and not mig:
+        return None
+    product = labels.get("nvidia.com/gpu.product")
+    replicas = _int_label(labels, "nvidia.com/gpu.replicas") or 1
+    strategy = labels.get("nvidia.com/gpu.sharing-strategy") or ("time-slicing" if replicas > 1 else "none")
+    count = _int_label(labels, "nvidia.com/gpu.count")
+    if count is None:
+        count = max(1, gpu_alloc // replicas) if gpu_alloc else len(mig)
+    return GpuInfo(
+        allocatable=gpu_alloc,
+        product=str(product) if product else None,
+        memory_mib=_int_label(labels, "nvidia.com/gpu.memory"),
+        count=count,
+        replicas=replicas,
+        sharing_strategy=str(strategy),
+        mig_strategy=labels.get("nvidia.com/mig.strategy") or None,
+        mig_resources=tuple(mig),
+    )
+
+
+def parse_node(item: Any) -> NodeInfo:
+    """One node object; raises ValueError (with the reason) when it cannot be read."""
+    if not isinstance(item, Mapping):
+        raise ValueError("node entry is not an object")
+    meta = item.get("metadata")
+    if not isinstance(meta, Mapping) or not isinstance(meta.get("name"), str) or not meta["name"]:
+        raise ValueError("node has no metadata.name")
+    spec = item.get("spec") or {}
+    status = item.get("status") or {}
+    if not isinstance(spec, Mapping) or not isinstance(status, Mapping):
+        raise ValueError("spec/status are not objects")
+    labels = _str_map(meta.get("labels"), "metadata.labels")
+    allocatable = _str_map(status.get("allocatable"), "status.allocatable")
+    conditions = status.get("conditions") or []
+    if not isinstance(conditions, list):
+        raise ValueError("status.conditions is not a list")
+    ready = any(
+        isinstance(c, Mapping) and c.get("type") == "Ready" and c.get("status") == "True" for c in conditions
+    )
+    taints_raw = spec.get("taints") or []
+    if not isinstance(taints_raw, list):
+        raise ValueError("spec.taints is not a list")
+    taints = []
+    for t in taints_raw:
+        if not isinstance(t, Mapping) or not isinstance(t.get("key"), str) or not isinstance(t.get("effect"), str):
+            raise ValueError("a taint lacks key or effect")
+        taints.append(Taint(key=t["key"], value=str(t.get("value") or ""), effect=t["effect"]))
+    cpu = parse_quantity(allocatable["cpu"], millis=True) if "cpu" in allocatable else None
+    mem = parse_quantity(allocatable["memory"]) if "memory" in allocatable else None
+    return NodeInfo(
+        name=meta["name"],
+        ready=ready,
+        schedulable=not bool(spec.get("unschedulable")),
+        control_plane=any(k in labels for k in _CONTROL_PLANE_LABELS),
+        taints=tuple(sorted(taints, key=lambda t: (t.key, t.value, t.effect))),
+        cpu_millis=cpu,
+        memory_bytes=mem,
+        gpu=_parse_gpu(labels, allocatable),
+        gpu_labelled=labels.get("nvidia.com/gpu.present") == "true",
+    )
+
+
+def parse_nodes(document: Any) -> Inventory:
+    """A NodeList (dict, or its JSON text) into an Inventory sorted by node name."""
+    if isinstance(document, str | bytes):
+        try:
+            document = json.loads(document)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise NodeDataError(f"node list is not JSON: {e}") from None
+    if not isinstance(document, Mapping) or not isinstance(document.get("items"), list):
+        raise NodeDataError("node list must be a JSON object with an `items` list (kubectl get nodes -o json)")
+    nodes: dict[str, NodeInfo] = {}
+    skipped: list[SkippedNode] = []
+    for item in document["items"]:
+        try:
+            node = parse_node(item)
+        except (ValueError, TypeError, KeyError) as e:
+            name = item.get("metadata", {}).get("name") if isinstance(item, Mapping) else None
+            label = name if isinstance(name, str) and name else "(unnamed node)"
+            skipped.append(SkippedNode(name=label, reason=f"unreadable node data: {e}"))
+            continue
+        if node.name in nodes:
+            # keep one entry regardless of API order, so the output stays deterministic
+            keep, drop = sorted([nodes[node.name], node], key=lambda n: n.model_dump_json())
+            nodes[node.name] = keep
+            skipped.append(SkippedNode(name=drop.name, reason="duplicate node name; one entry kept"))
+            continue
+        nodes[node.name] = node
+    return Inventory(
+        nodes=tuple(nodes[n] for n in sorted(nodes)),
+        skipped=tuple(sorted(skipped, key=lambda s: (s.name, s.reason))),
+    )

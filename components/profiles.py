@@ -1,0 +1,430 @@
+"""Spawner profiles computed from the node inventory: inventory in, plain sorted data out.
+
+Shape of the result (KubeSpawner's ``profile_list``):
+
+- CPU profiles: "Standard Environment (CPU)" (default) and "Agent Development".
+- "GPU Environment (auto-select)" and "Fine-tuning (Unsloth + QLoRA)": one GPU on any GPU node.
+- One profile per GPU *class* (same product, memory, per-node count, sharing and MIG layout), with a GPU
+  count option up to what a node of that class offers and a node option that names every node of the
+  class. Grouping keeps the values small at hundreds of nodes while every node stays reachable by name.
+
+KubeSpawner merges dict overrides into the spawner and keeps them between spawns of the same server, so
+every profile sets every key that any choice touches (``None`` removes a dict entry). GPUs are requested
+only through the device plugin's resources; CPU pods get ``NVIDIA_VISIBLE_DEVICES=void``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from components.config import StackConfig
+from components.nodes import GPU_RESOURCE, GpuInfo, Inventory, NodeInfo
+from components.storage_spec import shared_code_mounts
+
+HOSTNAME_LABEL = "kubernetes.io/hostname"
+# z2jh's scheduling.userPods.tolerations defaults; a profile that sets tolerations replaces the list.
+USER_POD_TOLERATIONS: tuple[dict[str, str], ...] = (
+    {"effect": "NoSchedule", "key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user"},
+    {"effect": "NoSchedule", "key": "hub.jupyter.org_dedicated", "operator": "Equal", "value": "user"},
+)
+CONTROL_PLANE_TOLERATIONS: tuple[dict[str, str], ...] = (
+    {"effect": "NoSchedule", "key": "node-role.kubernetes.io/control-plane", "operator": "Exists"},
+    {"effect": "NoSchedule", "key": "node-role.kubernetes.io/master", "operator": "Exists"},
+)
+_BLOCKING_EFFECTS = ("NoSchedule", "NoExecute")
+# Taints the scheduler manages itself for node conditions; NotReady/cordoned are reported separately.
+_CONDITION_TAINTS = ("node.kubernetes.io/",)
+
+
+class NodeRow(BaseModel):
+    """One line of the plan's node table."""
+
+    model_config = ConfigDict(frozen=True)
+    name: str
+    gpus: str
+    included: bool
+    reason: str
+
+
+class ProfilePlan(BaseModel):
+    """The profile list plus what the plan command explains about it."""
+
+    model_config = ConfigDict(frozen=True)
+    profiles: list[dict[str, Any]]
+    nodes: list[NodeRow]
+    gpu_nodes: list[str]
+    notes: list[str]
+
+
+def _gib(mib: int | None) -> str:
+    return f"{round(mib / 1024)} GiB" if mib else "memory unknown"
+
+
+def product_name(gpu: GpuInfo) -> str:
+    """GPU feature discovery writes products with dashes (NVIDIA-GeForce-RTX-4090); show them with spaces."""
+    return gpu.product.replace("-", " ") if gpu.product else "NVIDIA GPU (unlabelled)"
+
+
+def describe_node(node: NodeInfo) -> str:
+    """"gpu-node-2: 2 x NVIDIA GeForce RTX 4090, 24 GiB" (plus sharing or MIG details)."""
+    gpu = node.gpu
+    assert gpu is not None
+    text = f"{node.name}: {gpu.count} x {product_name(gpu)}, {_gib(gpu.memory_mib)}"
+    if gpu.shared:
+        text += f", {gpu.sharing_strategy} ({gpu.allocatable} slots, 1 per user)"
+    if gpu.mig_resources:
+        text += ", MIG " + " + ".join(f"{n} x {r.removeprefix('nvidia.com/mig-')}" for r, n in gpu.mig_resources)
+    return text
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _tolerates(taint_key: str, taint_value: str, effect: str, tolerations: list[dict[str, str]]) -> bool:
+    for t in tolerations:
+        if t.get("effect") and t["effect"] != effect:
+            continue
+        if t.get("operator", "Equal") == "Exists":
+            if not t.get("key") or t["key"] == taint_key:
+                return True
+        elif t.get("key") == taint_key and t.get("value", "") == taint_value:
+            return True
+    return False
+
+
+def _blocking_taints(node: NodeInfo, tolerations: list[dict[str, str]]) -> list[str]:
+    out = []
+    for t in node.taints:
+        if t.effect not in _BLOCKING_EFFECTS or t.key.startswith(_CONDITION_TAINTS):
+            continue
+        if not _tolerates(t.key, t.value, t.effect, tolerations):
+            out.append(f"{t.key}={t.value}:{t.effect}" if t.value else f"{t.key}:{t.effect}")
+    return out
+
+
+def _exclusion(node: NodeInfo, tolerations: list[dict[str, str]]) -> str | None:
+    if not node.ready:
+        return "NotReady"
+    if not node.schedulable:
+        return "cordoned (unschedulable)"
+    blocking = _blocking_taints(node, tolerations)
+    if blocking:
+        return f"taint {', '.join(blocking)} is not tolerated by GPU pods (profiles.gpuTolerations)"
+    return None
+
+
+def _class_key(gpu: GpuInfo) -> tuple[Any, ...]:
+    return (gpu.product or "", gpu.memory_mib or 0, gpu.max_per_user, gpu.shared, gpu.mig_resources)
+
+
+def image_regex(registry: str) -> str:
+    """Free-form images must come from the configured registry (host, then a path, then tag or digest)."""
+    component = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+    return (
+        rf"^{re.escape(registry)}/{component}(?:/{component})*"
+        r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$"
+    )
+
+
+def _resources(r: Any) -> dict[str, Any]:
+    return {
+        "cpu_guarantee": r.cpuGuarantee,
+        "cpu_limit": r.cpuLimit,
+        "mem_guarantee": r.memGuarantee,
+        "mem_limit": r.memLimit,
+    }
+
+
+def _gpu_request(resource: str | None, count: int) -> dict[str, Any]:
+    req = {resource: str(count)} if resource else {}
+    return {"extra_resource_limits": dict(req), "extra_resource_guarantees": dict(req)}
+
+
+def _image_option(cfg: StackConfig, refs: dict[str, str], names: list[str]) -> dict[str, Any]:
+    choices = {
+        name: {
+            "display_name": name,
+            "default": index == 0,
+            "kubespawner_override": {"image": refs[name]},
+        }
+        for index, name in enumerate(names)
+    }
+    return {
+        "display_name": "Image",
+        "choices": choices,
+        "unlisted_choice": {
+            "enabled": True,
+            "display_name": f"Other image from {cfg.registry.host}",
+            "display_name_in_choices": f"Other image from {cfg.registry.host}...",
+            "validation_regex": image_regex(cfg.registry.host),
+            "validation_message": f"Only images from {cfg.registry.host}/<project>/<name>:<tag> or @sha256:<digest>",
+            "kubespawner_override": {"image": "{value}"},
+        },
+    }
+
+
+def _complete(profiles: list[dict[str, Any]], neutral: dict[str, Any]) -> None:
+    """Make every profile reset every key any profile or choice sets (None drops a dict entry)."""
+    dict_keys: dict[str, set[str]] = defaultdict(set)
+    all_keys: set[str] = set()
+
+    def visit(override: dict[str, Any]) -> None:
+        for k, v in override.items():
+            all_keys.add(k)
+            if isinstance(v, dict):
+                dict_keys[k].update(v)
+
+    for p in profiles:
+        visit(p["kubespawner_override"])
+        for option in p.get("profile_options", {}).values():
+            for choice in option.get("choices", {}).values():
+                visit(choice.get("kubespawner_override", {}))
+            visit(option.get("unlisted_choice", {}).get("kubespawner_override", {}))
+    for p in profiles:
+        ov = p["kubespawner_override"]
+        covered = set(ov)
+        for option in p.get("profile_options", {}).values():
+            per_choice = [set(c.get("kubespawner_override", {})) for c in option.get("choices", {}).values()]
+            if per_choice:
+                covered |= set.intersection(*per_choice)
+        for key in sorted(all_keys):
+            if key in dict_keys:
+                current = ov.get(key, {})
+                ov[key] = {sub: current.get(sub) for sub in sorted(dict_keys[key])}
+            elif key not in covered:
+                if key not in neutral:
+                    raise AssertionError(f"no neutral value for KubeSpawner key {key}")
+                ov[key] = neutral[key]
+        p["kubespawner_override"] = dict(sorted(ov.items()))
+
+
+def build_profiles(cfg: StackConfig, inventory: Inventory, refs: dict[str, str]) -> ProfilePlan:
+    """The spawner's profile list for this config, these nodes and these image references."""
+    gpu_tol = [dict(sorted(t.items())) for t in cfg.profiles.gpuTolerations]
+    user_tol = [dict(t) for t in USER_POD_TOLERATIONS]
+    gpu_pod_tol = user_tol + [t for t in gpu_tol if t not in user_tol]
+    cpu_env = {"NVIDIA_VISIBLE_DEVICES": "void"}
+    gpu_env = {"NVIDIA_VISIBLE_DEVICES": None}
+
+    rows: list[NodeRow] = []
+    classes: dict[tuple[Any, ...], list[NodeInfo]] = defaultdict(list)
+    for node in inventory.nodes:
+        if node.gpu is None:
+            reason = "no GPU: CPU profiles only"
+            if node.gpu_labelled:
+                reason = "labelled GPU-present but no nvidia.com/gpu allocatable (device plugin not running?)"
+            elif not node.ready:
+                reason = "NotReady"
+            elif not node.schedulable:
+                reason = "cordoned (unschedulable)"
+            rows.append(NodeRow(name=node.name, gpus="-", included=False, reason=reason))
+            continue
+        why = _exclusion(node, gpu_tol)
+        rows.append(
+            NodeRow(name=node.name, gpus=describe_node(node), included=why is None, reason=why or "GPU choices")
+        )
+        if why is None:
+            classes[_class_key(node.gpu)].append(node)
+    for skipped in inventory.skipped:
+        rows.append(NodeRow(name=skipped.name, gpus="?", included=False, reason=skipped.reason))
+    rows.sort(key=lambda r: (r.name, r.reason))
+
+    neutral: dict[str, Any] = {"tolerations": user_tol, "node_affinity_required": []}
+    cpu_base: dict[str, Any] = {
+        **_resources(cfg.profiles.cpu),
+        **_gpu_request(None, 0),
+        "environment": cpu_env,
+        "tolerations": user_tol,
+        "node_affinity_required": [],
+        "node_selector": {HOSTNAME_LABEL: None},
+    }
+    cpu_profile: dict[str, Any] = {
+        "display_name": "Standard Environment (CPU)",
+        "slug": "cpu",
+        "description": _resource_text(cfg.profiles.cpu, "no GPU"),
+        "default": True,
+        "kubespawner_override": dict(cpu_base),
+        "profile_options": {"image": _image_option(cfg, refs, ["jupyter-ml-cpu", "jupyter-agent-dev"])},
+    }
+    notes: list[str] = []
+    shared = _shared_code_option(cfg, inventory)
+    if shared is not None:
+        cpu_profile["profile_options"]["sharedCode"] = shared
+    elif cfg.storage.sharedCode is not None:
+        notes.append("storage.sharedCode is set but no Ready, schedulable control-plane node exists: not offered")
+    profiles: list[dict[str, Any]] = [
+        cpu_profile,
+        {
+            "display_name": "Agent Development",
+            "slug": "agent-dev",
+            "description": "LangChain, LangGraph and vector stores; " + _resource_text(cfg.profiles.cpu, "no GPU"),
+            "kubespawner_override": {**cpu_base, "image": refs["jupyter-agent-dev"]},
+        },
+    ]
+
+    plain_gpu_nodes = [n for nodes in classes.values() for n in nodes if n.gpu and n.gpu.allocatable > 0]
+    if not classes:
+        notes.append("no usable GPU node (none has nvidia.com/gpu or MIG resources allocatable, Ready, "
+                     "schedulable and with tolerated taints): no GPU profiles")
+    if plain_gpu_nodes:
+        gpu_common = {
+            **_gpu_request(GPU_RESOURCE, 1),
+            "environment": gpu_env,
+            "tolerations": gpu_pod_tol,
+            "node_affinity_required": [],
+            "node_selector": {HOSTNAME_LABEL: None},
+        }
+        profiles.append({
+            "display_name": "GPU Environment (auto-select)",
+            "slug": "gpu",
+            "description": "1 GPU on any GPU node; " + _resource_text(cfg.profiles.gpu, "PyTorch with CUDA"),
+            "kubespawner_override": {**_resources(cfg.profiles.gpu), **gpu_common},
+            "profile_options": {"image": _image_option(cfg, refs, ["jupyter-ml-gpu", "jupyter-fine-tuning"])},
+        })
+        profiles.append({
+            "display_name": "Fine-tuning (Unsloth + QLoRA)",
+            "slug": "fine-tuning",
+            "description": "1 GPU, more memory; " + _resource_text(cfg.profiles.fineTuning, "Unsloth, TRL, PEFT"),
+            "kubespawner_override": {
+                **_resources(cfg.profiles.fineTuning), **gpu_common, "image": refs["jupyter-fine-tuning"],
+            },
+        })
+    elif classes:
+        notes.append("only MIG (mixed strategy) GPUs: no auto-select or fine-tuning profile; use the MIG profiles")
+
+    class_profiles = [_class_profile(cfg, refs, nodes, gpu_pod_tol, gpu_env) for nodes in classes.values()]
+    class_profiles.sort(key=lambda p: p["slug"])
+    seen: dict[str, int] = {}
+    for p in class_profiles:
+        n = seen.get(p["slug"], 0)
+        seen[p["slug"]] = n + 1
+        if n:
+            p["slug"] = f"{p['slug']}-{n + 1}"
+    profiles.extend(class_profiles)
+    _complete(profiles, neutral)
+    return ProfilePlan(
+        profiles=profiles,
+        nodes=rows,
+        gpu_nodes=sorted(n.name for nodes in classes.values() for n in nodes),
+        notes=notes,
+    )
+
+
+def _resource_text(r: Any, what: str) -> str:
+    return f"{what}; {r.cpuGuarantee:g}-{r.cpuLimit:g} CPU, {r.memGuarantee}-{r.memLimit} memory"
+
+
+def _class_profile(
+    cfg: StackConfig,
+    refs: dict[str, str],
+    nodes: list[NodeInfo],
+    tolerations: list[dict[str, str]],
+    env: dict[str, Any],
+) -> dict[str, Any]:
+    gpu = nodes[0].gpu
+    assert gpu is not None
+    product = product_name(gpu)
+    if gpu.mig_resources and gpu.allocatable == 0:
+        # MIG mixed strategy: request the slice the user picks; one slice per user.
+        gpu_choices = {
+            _slug(r.removeprefix("nvidia.com/")): {
+                "display_name": f"1 x MIG {r.removeprefix('nvidia.com/mig-')}",
+                "default": i == 0,
+                "kubespawner_override": _gpu_request(r, 1),
+            }
+            for i, (r, _n) in enumerate(gpu.mig_resources)
+        }
+        kind = "MIG " + ", ".join(r.removeprefix("nvidia.com/mig-") for r, _ in gpu.mig_resources)
+    else:
+        gpu_choices = {
+            str(n): {
+                "display_name": f"{n} GPU" + ("s" if n > 1 else ""),
+                "default": n == 1,
+                "kubespawner_override": _gpu_request(GPU_RESOURCE, n),
+            }
+            for n in range(1, gpu.max_per_user + 1)
+        }
+        kind = f"up to {gpu.max_per_user} per server" + (", time-sliced" if gpu.shared else "")
+    node_choices: dict[str, Any] = {
+        "any": {
+            "display_name": f"Any of {len(nodes)} node(s)",
+            "default": True,
+            "kubespawner_override": {"node_selector": {HOSTNAME_LABEL: None}},
+        }
+    }
+    for node in nodes:
+        node_choices[node.name] = {
+            "display_name": describe_node(node),
+            "kubespawner_override": {"node_selector": {HOSTNAME_LABEL: node.name}},
+        }
+    slug = _slug(f"gpu {product} {_gib(gpu.memory_mib)} {kind}")
+    return {
+        "display_name": f"{product}, {_gib(gpu.memory_mib)} ({kind})",
+        "slug": slug,
+        "description": f"{len(nodes)} node(s); " + _resource_text(cfg.profiles.gpu, "pick GPUs and a node"),
+        "kubespawner_override": {
+            **_resources(cfg.profiles.gpu),
+            "environment": env,
+            "tolerations": tolerations,
+            "node_affinity_required": [_class_affinity(nodes)],
+        },
+        "profile_options": {
+            "gpus": {"display_name": "GPUs", "choices": gpu_choices},
+            "node": {"display_name": "Node", "choices": node_choices},
+            "image": _image_option(cfg, refs, ["jupyter-ml-gpu", "jupyter-fine-tuning"]),
+        },
+    }
+
+
+def _class_affinity(nodes: list[NodeInfo]) -> dict[str, Any]:
+    """Keep "any node" inside the class: by GPU labels when every node has them, else by host name."""
+    gpu = nodes[0].gpu
+    assert gpu is not None
+    if gpu.product and gpu.memory_mib:
+        exprs = [
+            {"key": "nvidia.com/gpu.product", "operator": "In", "values": [gpu.product]},
+            {"key": "nvidia.com/gpu.memory", "operator": "In", "values": [str(gpu.memory_mib)]},
+        ]
+        if gpu.shared:
+            exprs.append({"key": "nvidia.com/gpu.replicas", "operator": "Gt", "values": ["1"]})
+        return {"matchExpressions": exprs}
+    return {"matchExpressions": [{"key": HOSTNAME_LABEL, "operator": "In", "values": sorted(n.name for n in nodes)}]}
+
+
+def _shared_code_option(cfg: StackConfig, inventory: Inventory) -> dict[str, Any] | None:
+    """Offer the control-plane host path only on the node that has it (never an empty dir elsewhere)."""
+    shared = cfg.storage.sharedCode
+    if shared is None:
+        return None
+    hosts = [n for n in inventory.nodes if n.control_plane and n.ready and n.schedulable]
+    if not hosts:
+        return None
+    host = hosts[0]
+    volume, mount = shared_code_mounts(cfg)
+    return {
+        "display_name": "Shared code",
+        "choices": {
+            "off": {
+                "display_name": "Without shared code (any node)",
+                "default": True,
+                "kubespawner_override": {
+                    "volumes": {"shared-code": None},
+                    "volume_mounts": {"shared-code": None},
+                },
+            },
+            "on": {
+                "display_name": f"With {shared.hostPath} read-only (runs on {host.name})",
+                "kubespawner_override": {
+                    "volumes": {"shared-code": volume},
+                    "volume_mounts": {"shared-code": mount},
+                    "node_selector": {HOSTNAME_LABEL: host.name},
+                    "tolerations": [dict(t) for t in USER_POD_TOLERATIONS + CONTROL_PLANE_TOLERATIONS],
+                },
+            },
+        },
+    }

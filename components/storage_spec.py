@@ -1,0 +1,223 @@
+"""Notebook storage as plain Kubernetes objects and chart values.
+
+Notebooks live in one ReadWriteMany claim on SeaweedFS, one sub-directory per user (z2jh static storage
+with ``subPath``), so a server finds its files on any node. Everything that keeps SQLite databases
+(IPython history, the file-ID index, the collaboration store) stays on the pod's local disk, because
+SQLite locking is unreliable on network file systems.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from components.config import StackConfig
+from components.nodes import Inventory
+
+HOME = "/home/jovyan"
+NOTEBOOKS_DIR = f"{HOME}/notebooks"
+SCRATCH_DIR = f"{HOME}/scratch"
+LOCAL_STATE_DIR = f"{HOME}/.local/state/gpu-jupyterhub"
+CLAIM_NAME = "jupyterhub-notebooks"
+VOLUME_NAME = "jupyterhub-notebooks"
+SERVER_CONFIG_PATH = "/etc/jupyter/jupyter_server_config.json"
+
+
+def user_environment() -> dict[str, str]:
+    """Environment of every user pod: where things live, and SQLite files on local disk."""
+    return {
+        "GPU_JUPYTERHUB_NOTEBOOKS_DIR": NOTEBOOKS_DIR,
+        "GPU_JUPYTERHUB_SCRATCH_DIR": SCRATCH_DIR,
+        "IPYTHONDIR": f"{HOME}/.ipython",
+        "JUPYTER_DATA_DIR": f"{HOME}/.local/share/jupyter",
+        "JUPYTER_RUNTIME_DIR": "/tmp/jupyter-runtime",
+        "TMPDIR": SCRATCH_DIR,
+    }
+
+
+def server_config() -> dict[str, Any]:
+    """jupyter_server config that pins the file-ID and collaboration databases to local paths."""
+    return {
+        "BaseFileIdManager": {"db_path": f"{LOCAL_STATE_DIR}/file_id_manager.db"},
+        "SQLiteYStore": {"db_path": f"{LOCAL_STATE_DIR}/ystore.db"},
+        "YDocExtension": {"db_path": f"{LOCAL_STATE_DIR}/ystore.db"},
+    }
+
+
+def singleuser_storage_values(cfg: StackConfig) -> dict[str, Any]:
+    """``singleuser.storage``: the shared claim per user, scratch and shared memory."""
+    return {
+        "type": "static",
+        "static": {"pvcName": CLAIM_NAME, "subPath": "{username}"},
+        "homeMountPath": NOTEBOOKS_DIR,
+        "extraVolumes": [
+            {"name": "scratch", "emptyDir": {"sizeLimit": cfg.storage.scratchSize}},
+            {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": cfg.storage.shmSize}},
+        ],
+        "extraVolumeMounts": [
+            {"name": "scratch", "mountPath": SCRATCH_DIR},
+            {"name": "shm", "mountPath": "/dev/shm"},
+        ],
+    }
+
+
+def shared_code_mounts(cfg: StackConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Volume and mount for the control-plane host path; ``Directory`` so nothing is created elsewhere."""
+    shared = cfg.storage.sharedCode
+    assert shared is not None
+    volume = {"name": "shared-code", "hostPath": {"path": shared.hostPath, "type": "Directory"}}
+    mount = {"name": "shared-code", "mountPath": shared.mountPath, "readOnly": True}
+    return volume, mount
+
+
+def volume_attributes(cfg: StackConfig) -> dict[str, str]:
+    return {
+        "collection": cfg.storage.collection,
+        "replication": cfg.storage.replication,
+        "path": cfg.storage.path,
+    }
+
+
+def persistent_volume(cfg: StackConfig) -> dict[str, Any]:
+    """Static RWX PV on the SeaweedFS CSI driver; Retain so a deleted claim never deletes notebooks."""
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": VOLUME_NAME, "labels": {"app.kubernetes.io/part-of": "gpu-jupyterhub"}},
+        "spec": {
+            "accessModes": ["ReadWriteMany"],
+            "capacity": {"storage": cfg.storage.capacity},
+            "persistentVolumeReclaimPolicy": "Retain",
+            "storageClassName": "",
+            "claimRef": {"namespace": cfg.namespace, "name": CLAIM_NAME},
+            "csi": {
+                "driver": cfg.storage.driver,
+                "volumeHandle": cfg.storage.volumeHandle,
+                "volumeAttributes": volume_attributes(cfg),
+            },
+        },
+    }
+
+
+def persistent_volume_claim(cfg: StackConfig) -> dict[str, Any]:
+    """The claim user pods mount: bound to the static PV by name, or provisioned by a StorageClass."""
+    spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteMany"],
+        "resources": {"requests": {"storage": cfg.storage.capacity}},
+    }
+    if cfg.storage.mode == "static":
+        spec.update({"storageClassName": "", "volumeName": VOLUME_NAME})
+    else:
+        spec["storageClassName"] = cfg.storage.storageClass
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": CLAIM_NAME,
+            "namespace": cfg.namespace,
+            "labels": {"app.kubernetes.io/part-of": "gpu-jupyterhub"},
+        },
+        "spec": spec,
+    }
+
+
+def verification_nodes(inventory: Inventory) -> list[str]:
+    """Nodes that can run user pods now: Ready and not cordoned."""
+    return [n.name for n in inventory.nodes if n.ready and n.schedulable]
+
+
+_WRITE = """set -eu
+d=/data/.storage-check/$RUN_ID
+mkdir -p "$d"
+echo "$NODE_NAME $(date +%s)" > "$d/$NODE_NAME.tmp"
+mv "$d/$NODE_NAME.tmp" "$d/$NODE_NAME"
+echo "wrote marker for $NODE_NAME"
+"""
+
+_READ = """set -u
+d=/data/.storage-check/$RUN_ID
+end=$(( $(date +%s) + TIMEOUT ))
+while :; do
+  missing=""
+  for n in $EXPECTED; do [ -f "$d/$n" ] || missing="$missing $n"; done
+  [ -z "$missing" ] && { echo "$NODE_NAME sees all markers"; exit 0; }
+  [ "$(date +%s)" -ge "$end" ] && break
+  sleep 2
+done
+msg="node $NODE_NAME cannot see files written on:$missing (after ${TIMEOUT}s)"
+echo "$msg" | tee /dev/termination-log
+exit 1
+"""
+
+
+def verification_jobs(
+    cfg: StackConfig,
+    nodes: list[str],
+    run_id: str,
+    image: str,
+    tolerations: list[dict[str, str]],
+    pull_secret: str | None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Writer and reader Jobs, one of each per node, pinned to it with the user pods' tolerations.
+
+    Each reader waits (up to storage.verifyTimeoutSeconds) until it sees every other node's marker, so a
+    stale metadata cache on any node fails the check with a message naming both sides.
+    """
+
+    def job(kind: str, node: str, index: int, script: str, extra_env: list[dict[str, str]]) -> dict[str, Any]:
+        pod_spec: dict[str, Any] = {
+            "restartPolicy": "Never",
+            "nodeSelector": {"kubernetes.io/hostname": node},
+            "tolerations": tolerations,
+            "securityContext": {"runAsUser": 1000, "runAsGroup": 100, "fsGroup": 100, "runAsNonRoot": True},
+            "containers": [
+                {
+                    "name": "check",
+                    "image": image,
+                    "command": ["/bin/sh", "-c", script],
+                    "env": [
+                        {"name": "NODE_NAME", "value": node},
+                        {"name": "RUN_ID", "value": run_id},
+                        *extra_env,
+                    ],
+                    "resources": {
+                        "requests": {"cpu": "10m", "memory": "32Mi"},
+                        "limits": {"cpu": "200m", "memory": "64Mi"},
+                    },
+                    "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+                    "volumeMounts": [{"name": "notebooks", "mountPath": "/data"}],
+                }
+            ],
+            "volumes": [{"name": "notebooks", "persistentVolumeClaim": {"claimName": CLAIM_NAME}}],
+        }
+        if pull_secret:
+            pod_spec["imagePullSecrets"] = [{"name": pull_secret}]
+        return {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {
+                "name": f"storage-{kind}-{index:03d}-{run_id}",
+                "namespace": cfg.namespace,
+                "labels": {"app.kubernetes.io/part-of": "gpu-jupyterhub", "gpu-jupyterhub/check": "storage"},
+                "annotations": {"gpu-jupyterhub/node": node},
+            },
+            "spec": {
+                "backoffLimit": 0,
+                "activeDeadlineSeconds": cfg.storage.verifyTimeoutSeconds + 600,
+                "ttlSecondsAfterFinished": 3600,
+                "template": {"metadata": {"labels": {"gpu-jupyterhub/check": "storage"}}, "spec": pod_spec},
+            },
+        }
+
+    expected = " ".join(nodes)
+    writers = [job("write", n, i, _WRITE, []) for i, n in enumerate(nodes)]
+    readers = [
+        job(
+            "read",
+            n,
+            i,
+            _READ,
+            [{"name": "EXPECTED", "value": expected}, {"name": "TIMEOUT", "value": str(cfg.storage.verifyTimeoutSeconds)}],
+        )
+        for i, n in enumerate(nodes)
+    ]
+    return writers, readers

@@ -1,0 +1,189 @@
+"""Helm values for the Zero to JupyterHub chart: one pure function, used by ``pulumi up`` and the plan.
+
+Values carry references only: a Helm release keeps its values in clear text in the Pulumi state and in
+the cluster, so secrets reach the hub as ``secretKeyRef`` to Kubernetes Secrets the program creates.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from components.config import StackConfig
+from components.nodes import Inventory
+from components.profiles import ProfilePlan, build_profiles
+from components.storage_spec import SERVER_CONFIG_PATH, server_config, singleuser_storage_values, user_environment
+
+AUTH_SECRET = "gpu-jupyterhub-auth"
+OAUTH_SECRET_KEY = "oauth-client-secret"
+SHARED_PASSWORD_KEY = "shared-password"
+PULL_SECRET = "harbor-pull"
+LIVE_PROFILES_SOURCE = Path(__file__).with_name("live_profiles.py")
+
+
+def _secret_env(key: str) -> dict[str, Any]:
+    return {"valueFrom": {"secretKeyRef": {"name": AUTH_SECRET, "key": key}}}
+
+
+def auth_values(cfg: StackConfig) -> tuple[dict[str, Any], dict[str, Any], str | None]:
+    """(hub.config, hub.extraEnv, extraConfig snippet) for the configured login method."""
+    auth = cfg.auth
+    common = {"admin_users": sorted(auth.adminUsers), "allowed_users": sorted(auth.allowedUsers)}
+    if auth.mode == "oidc":
+        oidc = auth.oidc
+        assert oidc is not None
+        base = f"{oidc.issuer}/protocol/openid-connect"
+        return (
+            {
+                "JupyterHub": {"authenticator_class": "generic-oauth"},
+                "GenericOAuthenticator": {
+                    **common,
+                    "client_id": oidc.clientId,
+                    "oauth_callback_url": f"https://{cfg.hub.host}/hub/oauth_callback",
+                    "authorize_url": oidc.authorizeUrl or f"{base}/auth",
+                    "token_url": oidc.tokenUrl or f"{base}/token",
+                    "userdata_url": oidc.userdataUrl or f"{base}/userinfo",
+                    "login_service": "single sign-on",
+                    "username_claim": oidc.usernameClaim,
+                    "scope": list(oidc.scopes),
+                    "auth_state_groups_key": f"oauth_user.{oidc.groupsClaim}",
+                    "allowed_groups": sorted(oidc.allowedGroups),
+                    "admin_groups": sorted(oidc.adminGroups),
+                    "manage_groups": True,
+                },
+            },
+            {"OAUTH_CLIENT_SECRET": _secret_env(OAUTH_SECRET_KEY)},
+            None,
+        )
+    if auth.mode == "native":
+        return (
+            {
+                "JupyterHub": {"authenticator_class": "nativeauthenticator.NativeAuthenticator"},
+                "NativeAuthenticator": {**common, "open_signup": False, "minimum_password_length": 10},
+            },
+            {},
+            None,
+        )
+    snippet = (
+        "import os\n"
+        "c.SharedPasswordAuthenticator.user_password = os.environ['GPU_JUPYTERHUB_SHARED_PASSWORD']\n"
+    )
+    return (
+        {
+            "JupyterHub": {"authenticator_class": "shared-password"},
+            "SharedPasswordAuthenticator": common,
+        },
+        {"GPU_JUPYTERHUB_SHARED_PASSWORD": _secret_env(SHARED_PASSWORD_KEY)},
+        snippet,
+    )
+
+
+def live_profiles_config(cfg: StackConfig) -> str | None:
+    """hub.extraConfig text that makes the profile list a spawn-time callable (see live_profiles.py)."""
+    if not (cfg.profiles.liveAvailability or cfg.profiles.gpuGroups):
+        return None
+    source = LIVE_PROFILES_SOURCE.read_text()
+    settings = {
+        "live_availability": cfg.profiles.liveAvailability,
+        "gpu_groups": sorted(cfg.profiles.gpuGroups),
+    }
+    return (
+        f"{source}\n\n"
+        f"c.KubeSpawner.profile_list = make_profile_list(list(c.KubeSpawner.profile_list), **{settings!r})\n"
+    )
+
+
+def image_refs_for_plan(cfg: StackConfig) -> dict[str, str]:
+    """References the plan shows before a build: the given digests, or tag references to be pinned."""
+    if not cfg.images.build:
+        return dict(cfg.images.refs)
+    from components.config import IMAGE_NAMES
+
+    return {n: f"{cfg.registry.host}/{cfg.registry.project}/{n}:{cfg.images.version}" for n in IMAGE_NAMES}
+
+
+def build_values(cfg: StackConfig, inventory: Inventory, refs: dict[str, str]) -> dict[str, Any]:
+    """The chart values for this config, these nodes and these image references."""
+    return values_from_plan(cfg, build_profiles(cfg, inventory, refs), refs)
+
+
+def values_from_plan(cfg: StackConfig, plan: ProfilePlan, refs: dict[str, str]) -> dict[str, Any]:
+    hub_config, hub_env, auth_snippet = auth_values(cfg)
+    extra_config: dict[str, str] = {}
+    if auth_snippet:
+        extra_config["10-auth"] = auth_snippet
+    live = live_profiles_config(cfg)
+    if live:
+        extra_config["20-live-profiles"] = live
+
+    tls: dict[str, Any] = {"hosts": [cfg.hub.host], "secretName": cfg.hub.tls.secretName or "jupyterhub-tls"}
+    annotations: dict[str, str] = {}
+    if cfg.hub.tls.clusterIssuer:
+        annotations["cert-manager.io/cluster-issuer"] = cfg.hub.tls.clusterIssuer
+    ingress: dict[str, Any] = {
+        "enabled": True,
+        "hosts": [cfg.hub.host],
+        "tls": [tls],
+        "annotations": annotations,
+    }
+    if cfg.hub.ingressClassName:
+        ingress["ingressClassName"] = cfg.hub.ingressClassName
+
+    user_egress = [{"to": [{"ipBlock": {"cidr": c}}]} for c in sorted(cfg.network.userEgressCidrs)]
+    cpu = cfg.profiles.cpu
+    values: dict[str, Any] = {
+        "hub": {
+            "config": hub_config,
+            "extraEnv": hub_env,
+            "extraConfig": extra_config,
+            "allowNamedServers": cfg.hub.allowNamedServers,
+            "concurrentSpawnLimit": cfg.hub.concurrentSpawnLimit,
+            "networkPolicy": {
+                "enabled": True,
+                "egressAllowRules": {"privateIPs": cfg.network.hubPrivateEgress},
+            },
+        },
+        "proxy": {"service": {"type": "ClusterIP"}},
+        "ingress": ingress,
+        "singleuser": {
+            "image": {"name": refs["jupyter-ml-cpu"], "tag": "", "pullSecrets": [PULL_SECRET]},
+            "profileList": plan.profiles,
+            "uid": 1000,
+            "fsGid": 100,
+            "allowPrivilegeEscalation": False,
+            "cloudMetadata": {"blockWithIptables": False},
+            "cpu": {"guarantee": cpu.cpuGuarantee, "limit": cpu.cpuLimit},
+            "memory": {"guarantee": cpu.memGuarantee, "limit": cpu.memLimit},
+            "defaultUrl": "/lab/tree/notebooks",
+            "startTimeout": 600,
+            "extraEnv": user_environment(),
+            "extraFiles": {
+                "jupyter-server-local-state": {"mountPath": SERVER_CONFIG_PATH, "data": server_config()}
+            },
+            "storage": singleuser_storage_values(cfg),
+            "networkPolicy": {
+                "enabled": True,
+                "egressAllowRules": {
+                    "cloudMetadataServer": False,
+                    "dnsPortsKubeSystemNamespace": True,
+                    "dnsPortsPrivateIPs": True,
+                    "nonPrivateIPs": True,
+                    "privateIPs": False,
+                },
+                "egress": user_egress,
+            },
+        },
+        "prePuller": {
+            "hook": {"enabled": False},
+            "continuous": {"enabled": False},
+            "pullProfileListImages": False,
+        },
+        "scheduling": {"userScheduler": {"enabled": False}},
+        "cull": {
+            "enabled": cfg.culling.enabled,
+            "timeout": cfg.culling.timeoutSeconds,
+            "every": cfg.culling.everySeconds,
+            "maxAge": cfg.culling.maxAgeSeconds,
+        },
+    }
+    return values
