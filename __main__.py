@@ -1,0 +1,177 @@
+"""gpu-jupyterhub: JupyterHub on a small GPU Kubernetes cluster.
+
+Everything is validated (config, nodes) before the first resource is registered, so bad input never
+leaves a half-deployed stack. The Helm values come from ``components.values.build_values``, the same
+function the offline plan command prints.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.config import ConfigError, StackConfig, load_pulumi_config
+from components.hub import JupyterHub, JupyterHubArgs
+from components.image_builds import ImageBuilds, ImageBuildsArgs, RegistryPullSecret, RegistryPullSecretArgs
+from components.image_specs import IMAGE_SPECS
+from components.inventory import InventoryError, from_cluster, from_file
+from components.nodes import Inventory
+from components.prepull import PrePuller, PrePullerArgs
+from components.profiles import USER_POD_TOLERATIONS, build_profiles
+from components.storage import NotebookStorage, NotebookStorageArgs
+from components.storage_spec import (
+    persistent_volume,
+    persistent_volume_claim,
+    verification_jobs,
+    verification_nodes,
+)
+from components.values import OAUTH_SECRET_KEY, PULL_SECRET, SHARED_PASSWORD_KEY, values_from_plan
+
+ROOT = Path(__file__).parent
+
+
+def load() -> tuple[StackConfig, Inventory]:
+    """Config and node inventory, or a RunError (no traceback, nothing registered)."""
+    try:
+        cfg = load_pulumi_config()
+    except ConfigError as e:
+        raise pulumi.RunError(str(e)) from None
+    try:
+        if cfg.nodes.file:
+            inventory = from_file(cfg.nodes.file, ROOT)
+        else:
+            kubeconfig = cfg.kubeconfig.get_secret_value() if cfg.kubeconfig else None
+            inventory = from_cluster(cfg.kubeContext, kubeconfig)
+    except InventoryError as e:
+        raise pulumi.RunError(str(e)) from None
+    return cfg, inventory
+
+
+def auth_secret_data(cfg: StackConfig) -> dict[str, pulumi.Output[str]]:
+    data: dict[str, pulumi.Output[str]] = {}
+    if cfg.auth.oidc is not None and cfg.auth.mode == "oidc":
+        data[OAUTH_SECRET_KEY] = pulumi.Output.secret(cfg.auth.oidc.clientSecret.get_secret_value())
+    if cfg.auth.sharedPassword is not None and cfg.auth.mode == "shared-password":
+        data[SHARED_PASSWORD_KEY] = pulumi.Output.secret(cfg.auth.sharedPassword.get_secret_value())
+    return data
+
+
+def main() -> None:
+    cfg, inventory = load()
+    provider = k8s.Provider(
+        "k8s",
+        context=cfg.kubeContext,
+        kubeconfig=pulumi.Output.secret(cfg.kubeconfig.get_secret_value()) if cfg.kubeconfig else None,
+    )
+    with_k8s = pulumi.ResourceOptions(provider=provider)
+    # Retained: deleting the namespace would delete the notebooks claim with it.
+    namespace = k8s.core.v1.Namespace(
+        "namespace",
+        metadata={"name": cfg.namespace, "labels": {"app.kubernetes.io/part-of": "gpu-jupyterhub"}},
+        opts=pulumi.ResourceOptions(provider=provider, retain_on_delete=True),
+    )
+    ns_name = namespace.metadata.name
+    after_ns = pulumi.ResourceOptions(providers=[provider], depends_on=[namespace])
+    registry_password = pulumi.Output.secret(cfg.registry.password.get_secret_value())
+
+    pull_secret = RegistryPullSecret(
+        "harbor-pull",
+        RegistryPullSecretArgs(
+            registry=cfg.registry.host,
+            username=cfg.registry.username,
+            password=registry_password,
+            namespace=ns_name,
+            provider=provider,
+            secret_name=PULL_SECRET,
+        ),
+        opts=after_ns,
+    )
+    images = ImageBuilds(
+        "images",
+        ImageBuildsArgs(
+            registry=cfg.registry.host,
+            project=cfg.registry.project,
+            username=cfg.registry.username,
+            password=registry_password,
+            build=cfg.images.build,
+            given_refs=dict(cfg.images.refs),
+            base_image=cfg.images.baseImage,
+            images_dir=str(ROOT / "images"),
+            context_dir=str(ROOT),
+            version=cfg.images.version,
+        ),
+    )
+    gpu_tolerations = [dict(t) for t in cfg.profiles.gpuTolerations]
+    user_tolerations = [dict(t) for t in USER_POD_TOLERATIONS]
+    PrePuller(
+        "prepull",
+        PrePullerArgs(
+            refs=images.ref_outputs,
+            gpu_images={s.name for s in IMAGE_SPECS if s.gpu_required},
+            namespace=cfg.namespace,
+            provider=provider,
+            pull_secret=PULL_SECRET,
+            gpu_tolerations=gpu_tolerations,
+            user_tolerations=user_tolerations,
+        ),
+        opts=pulumi.ResourceOptions(providers=[provider], depends_on=[namespace, pull_secret]),
+    )
+
+    writers: list[dict] = []
+    readers: list[dict] = []
+    if cfg.verifyStorage:
+        writers, readers = verification_jobs(
+            cfg,
+            verification_nodes(inventory),
+            run_id=secrets.token_hex(4),
+            image=images.ref_outputs["jupyter-ml-cpu"],
+            tolerations=user_tolerations + gpu_tolerations,
+            pull_secret=PULL_SECRET,
+        )
+    storage = NotebookStorage(
+        "notebooks",
+        NotebookStorageArgs(
+            claim=persistent_volume_claim(cfg),
+            volume=persistent_volume(cfg) if cfg.storage.mode == "static" else None,
+            writer_jobs=writers,
+            reader_jobs=readers,
+            job_timeout_seconds=cfg.storage.verifyTimeoutSeconds + 600,
+        ),
+        opts=after_ns,
+    )
+
+    plan = images.refs.apply(lambda refs: build_profiles(cfg, inventory, refs))
+    values = pulumi.Output.all(plan, images.refs).apply(lambda pr: values_from_plan(cfg, pr[0], pr[1]))
+    hub = JupyterHub(
+        "hub",
+        JupyterHubArgs(
+            namespace=ns_name,
+            values=values,
+            chart_version=cfg.chart.version,
+            chart_repository=cfg.chart.repository,
+            chart_oci=cfg.chart.oci,
+            timeout_seconds=cfg.chart.timeoutSeconds,
+            host=cfg.hub.host,
+            auth_secrets=auth_secret_data(cfg),
+            live_profiles_rbac=cfg.profiles.liveAvailability,
+        ),
+        opts=pulumi.ResourceOptions(
+            providers=[provider], depends_on=[namespace, storage, pull_secret]
+        ),
+    )
+
+    profile_plan = build_profiles(cfg, inventory, {n: "(pending)" for n in (s.name for s in IMAGE_SPECS)})
+    pulumi.export("hub_url", hub.url)
+    pulumi.export("profiles", [p["display_name"] for p in profile_plan.profiles])
+    pulumi.export("gpu_nodes", profile_plan.gpu_nodes)
+    pulumi.export("excluded_nodes", {r.name: r.reason for r in profile_plan.nodes if r.gpus != "-" and not r.included})
+    pulumi.export("notes", profile_plan.notes)
+    pulumi.export("images", images.refs)
+    pulumi.export("notebooks_claim", storage.claim_name)
+    del with_k8s
+
+
+main()

@@ -1,0 +1,86 @@
+"""The JupyterHub component: auth secrets, spawn-time RBAC and the z2jh Helm release.
+
+`helm.v3.Release` (not `helm.v4.Chart`) because the chart relies on Helm hooks and release history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.values import AUTH_SECRET
+
+RELEASE_NAME = "jupyterhub"
+HUB_SERVICE_ACCOUNT = "hub"  # z2jh's name with fullnameOverride "" (the chart default)
+
+
+@dataclass
+class JupyterHubArgs:
+    """What the hub needs; values are the output of ``components.values.build_values``."""
+
+    namespace: pulumi.Input[str]
+    values: pulumi.Input[dict[str, Any]]
+    chart_version: str
+    chart_repository: str
+    chart_oci: str | None
+    timeout_seconds: int
+    host: str
+    auth_secrets: dict[str, pulumi.Input[str]] = field(default_factory=dict)
+    live_profiles_rbac: bool = True
+
+
+class JupyterHub(pulumi.ComponentResource):
+    url: pulumi.Output[str]
+    release_status: pulumi.Output[str]
+
+    def __init__(self, name: str, args: JupyterHubArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("gpu-jupyterhub:hub:JupyterHub", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        depends: list[pulumi.Resource] = []
+        if args.auth_secrets:
+            secret = k8s.core.v1.Secret(
+                f"{name}-auth",
+                metadata={"name": AUTH_SECRET, "namespace": args.namespace},
+                type="Opaque",
+                string_data={k: pulumi.Output.secret(v) for k, v in sorted(args.auth_secrets.items())},
+                opts=child,
+            )
+            depends.append(secret)
+        if args.live_profiles_rbac:
+            role = k8s.rbac.v1.ClusterRole(
+                f"{name}-gpu-availability",
+                metadata={"labels": {"app.kubernetes.io/part-of": "gpu-jupyterhub"}},
+                rules=[{"apiGroups": [""], "resources": ["nodes", "pods"], "verbs": ["get", "list", "watch"]}],
+                opts=child,
+            )
+            binding = k8s.rbac.v1.ClusterRoleBinding(
+                f"{name}-gpu-availability",
+                metadata={"labels": {"app.kubernetes.io/part-of": "gpu-jupyterhub"}},
+                role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role.metadata.name},
+                subjects=[{"kind": "ServiceAccount", "name": HUB_SERVICE_ACCOUNT, "namespace": args.namespace}],
+                opts=child,
+            )
+            depends.append(binding)
+        if args.chart_oci:
+            chart, repo_opts = args.chart_oci, None
+        else:
+            chart, repo_opts = "jupyterhub", k8s.helm.v3.RepositoryOptsArgs(repo=args.chart_repository)
+        release = k8s.helm.v3.Release(
+            f"{name}-release",
+            name=RELEASE_NAME,
+            chart=chart,
+            version=args.chart_version,
+            repository_opts=repo_opts,
+            namespace=args.namespace,
+            values=args.values,
+            timeout=args.timeout_seconds,
+            atomic=False,
+            cleanup_on_fail=False,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
+        )
+        self.url = pulumi.Output.from_input(f"https://{args.host}/")
+        self.release_status = release.status.apply(lambda s: s.status if s else "unknown")
+        self.register_outputs({"url": self.url, "release_status": self.release_status})
