@@ -1,0 +1,179 @@
+"""Every profile and every option choice, turned into a pod by KubeSpawner 7.0.0 itself."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from typing import Any
+
+import pytest
+
+from components.config import parse_config
+from components.nodes import parse_nodes
+from components.values import build_values
+from tests.conftest import BASE_CONFIG, GIVEN_REFS, nodes_json
+from tests.spawner import pods
+
+SCENARIOS = ["workstation", "mixed", "mig", "timesliced", "tainted", "unavailable", "nogpu", "unlabelled"]
+GPU_KEYS = re.compile(r"^nvidia\.com/(gpu|mig-.+)$")
+
+
+def values_for(scenario: str, **overrides: Any) -> dict[str, Any]:
+    raw = {**BASE_CONFIG, "images": {"build": False, "refs": GIVEN_REFS}, **overrides}
+    cfg = parse_config(raw)
+    return build_values(cfg, parse_nodes(nodes_json(scenario)), GIVEN_REFS)
+
+
+def all_user_options(profile: dict[str, Any]) -> list[dict[str, Any]]:
+    """The profile with its defaults, then each choice of each option."""
+    out = [{"profile": profile["slug"]}]
+    for name, option in profile.get("profile_options", {}).items():
+        for choice in option.get("choices", {}):
+            out.append({"profile": profile["slug"], name: choice})
+    return out
+
+
+def gpu_limits(pod: dict[str, Any]) -> dict[str, str]:
+    limits = pod["spec"]["containers"][0]["resources"].get("limits", {})
+    return {k: v for k, v in limits.items() if GPU_KEYS.match(k)}
+
+
+def env(pod: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e.get("value") for e in pod["spec"]["containers"][0].get("env", [])}
+
+
+def check_pod(pod: dict[str, Any], profile: dict[str, Any], opts: dict[str, Any]) -> None:
+    spec = pod["spec"]
+    container = spec["containers"][0]
+    limits = gpu_limits(pod)
+    requests = {k: v for k, v in container["resources"].get("requests", {}).items() if GPU_KEYS.match(k)}
+    assert limits == requests, "extended resources: request must equal limit"
+    e = env(pod)
+    assert "all" not in e.values(), "NVIDIA_VISIBLE_DEVICES=all bypasses the device plugin"
+    tolerations = spec.get("tolerations") or []
+    if limits:
+        assert "NVIDIA_VISIBLE_DEVICES" not in e
+        assert any(t.get("key") == "nvidia.com/gpu" for t in tolerations), "GPU pods tolerate the GPU taint"
+        assert container["image"] in (GIVEN_REFS["jupyter-ml-gpu"], GIVEN_REFS["jupyter-fine-tuning"])
+    else:
+        assert e["NVIDIA_VISIBLE_DEVICES"] == "void"
+        assert not any(t.get("key") == "nvidia.com/gpu" for t in tolerations)
+        assert container["image"] in (GIVEN_REFS["jupyter-ml-cpu"], GIVEN_REFS["jupyter-agent-dev"])
+    selector = spec.get("nodeSelector") or {}
+    picked_node = opts.get("node") not in (None, "any") or opts.get("sharedCode") == "on"
+    assert ("kubernetes.io/hostname" in selector) == picked_node
+    if opts.get("node") not in (None, "any"):
+        assert selector["kubernetes.io/hostname"] == opts["node"]
+    # storage on every pod: per-user sub-directory, scratch, shm, local SQLite state
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert mounts["/home/jovyan/notebooks"]["subPath"] == "alice"
+    assert "/home/jovyan/scratch" in mounts and "/dev/shm" in mounts
+    assert e["IPYTHONDIR"].startswith("/home/jovyan/.") and e["JUPYTER_DATA_DIR"].startswith("/home/jovyan/.")
+    sc = container["securityContext"]
+    assert sc["runAsUser"] == 1000 and sc["allowPrivilegeEscalation"] is False
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_every_choice_makes_the_right_pod(scenario: str) -> None:
+    values = values_for(scenario)
+    for profile in values["singleuser"]["profileList"]:
+        options = all_user_options(profile)
+        for opts, pod in zip(options, pods(values, options), strict=True):
+            check_pod(pod, profile, opts)
+
+
+def test_gpu_counts_follow_the_node() -> None:
+    values = values_for("mixed")
+    by_slug = {p["slug"]: p for p in values["singleuser"]["profileList"]}
+    rtx4090 = next(p for s, p in by_slug.items() if "4090" in s)
+    assert sorted(rtx4090["profile_options"]["gpus"]["choices"]) == ["1", "2"]
+    [pod] = pods(values, [{"profile": rtx4090["slug"], "gpus": "2", "node": "gpu-node-2"}])
+    assert gpu_limits(pod) == {"nvidia.com/gpu": "2"}
+    assert pod["spec"]["nodeSelector"] == {"kubernetes.io/hostname": "gpu-node-2"}
+    terms = pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert terms["nodeSelectorTerms"][0]["matchExpressions"][0]["values"] == ["NVIDIA-GeForce-RTX-4090"]
+    [auto] = pods(values, [{"profile": "gpu"}])
+    assert gpu_limits(auto) == {"nvidia.com/gpu": "1"} and not auto["spec"].get("nodeSelector")
+
+
+def test_mig_node_requests_its_mig_resource() -> None:
+    values = values_for("mig")
+    slugs = [p["slug"] for p in values["singleuser"]["profileList"]]
+    assert "gpu" not in slugs, "no nvidia.com/gpu allocatable anywhere: no auto-select profile"
+    mig = values["singleuser"]["profileList"][-1]
+    choices = mig["profile_options"]["gpus"]["choices"]
+    got = pods(values, [{"profile": mig["slug"], "gpus": c} for c in choices])
+    assert [gpu_limits(p) for p in got] == [{"nvidia.com/mig-1g.10gb": "1"}, {"nvidia.com/mig-3g.40gb": "1"}]
+
+
+def test_time_sliced_node_gives_one_gpu_per_user() -> None:
+    values = values_for("timesliced")
+    ts = values["singleuser"]["profileList"][-1]
+    assert list(ts["profile_options"]["gpus"]["choices"]) == ["1"]
+
+
+def test_unavailable_and_untolerated_nodes_are_left_out() -> None:
+    names = str(values_for("unavailable")["singleuser"]["profileList"])
+    assert "gpu-ok" in names and "gpu-down" not in names and "gpu-cordoned" not in names
+    tainted = str(values_for("tainted")["singleuser"]["profileList"])
+    assert "gpu-tainted" in tainted and "gpu-reserved" not in tainted
+
+
+def test_no_gpus_no_gpu_profiles() -> None:
+    values = values_for("nogpu")
+    assert [p["slug"] for p in values["singleuser"]["profileList"]] == ["cpu", "agent-dev"]
+
+
+def test_choices_do_not_leak_into_the_next_spawn() -> None:
+    """A hub reuses one spawner per server: every order of choices must give the same pods."""
+    values = values_for("mixed")
+    profiles = values["singleuser"]["profileList"]
+    options = [o for p in profiles for o in all_user_options(p)]
+    fresh = {repr(o): p for o, p in zip(options, pods(values, options), strict=True)}
+    for order in (options, list(reversed(options)), options[1::2] + options[::2]):
+        for opts, pod in zip(order, pods(values, order, reuse=True), strict=True):
+            expected = fresh[repr(opts)]
+            for key in ("nodeSelector", "affinity", "tolerations", "volumes"):
+                assert pod["spec"].get(key) == expected["spec"].get(key), (opts, key)
+            assert pod["spec"]["containers"][0] == expected["spec"]["containers"][0], opts
+
+
+def test_free_form_image_only_from_the_registry() -> None:
+    values = values_for("mixed")
+    ok = "harbor.lab.example/team/custom-notebook:2024.11"
+    [pod] = pods(values, [{"profile": "cpu", "image--unlisted-choice": ok}])
+    assert pod["spec"]["containers"][0]["image"] == ok
+    for bad in (
+        "docker.io/library/python:3.12",
+        "harbor.lab.example.evil.com/x/y:1",
+        "harbor.lab.example/../x:1",
+        "harbor.lab.example",
+        "evil.com/harbor.lab.example/x:1",
+    ):
+        with pytest.raises(ValueError, match="validation regex"):
+            pods(values, [{"profile": "cpu", "image--unlisted-choice": bad}])
+
+
+def test_shared_code_only_on_the_control_plane_node() -> None:
+    values = values_for("mixed", storage={"sharedCode": {"hostPath": "/srv/shared-code"}})
+    cpu = values["singleuser"]["profileList"][0]
+    assert set(cpu["profile_options"]["sharedCode"]["choices"]) == {"off", "on"}
+    on, off = pods(values, [{"profile": "cpu", "sharedCode": "on"}, {"profile": "cpu", "sharedCode": "off"}])
+    vol = next(v for v in on["spec"]["volumes"] if v["name"] == "shared-code")
+    assert vol["hostPath"] == {"path": "/srv/shared-code", "type": "Directory"}
+    assert on["spec"]["nodeSelector"] == {"kubernetes.io/hostname": "cp-1"}
+    assert any(t.get("key") == "node-role.kubernetes.io/control-plane" for t in on["spec"]["tolerations"])
+    assert not any(v["name"] == "shared-code" for v in off["spec"]["volumes"])
+    # and it does not stick when the same server is started again without it
+    again = pods(values, [{"profile": "cpu", "sharedCode": "on"}, {"profile": "cpu"}], reuse=True)[1]
+    assert not any(v["name"] == "shared-code" for v in again["spec"]["volumes"])
+    assert not again["spec"].get("nodeSelector")
+
+
+def test_pairs_of_profiles_reuse() -> None:
+    values = values_for("tainted")
+    slugs = [p["slug"] for p in values["singleuser"]["profileList"]]
+    for a, b in itertools.permutations(slugs, 2):
+        first, second = pods(values, [{"profile": a}, {"profile": b}], reuse=True)
+        [alone] = pods(values, [{"profile": b}])
+        assert second["spec"]["containers"][0] == alone["spec"]["containers"][0]
