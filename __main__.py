@@ -66,7 +66,6 @@ def main() -> None:
         context=cfg.kubeContext,
         kubeconfig=pulumi.Output.secret(cfg.kubeconfig.get_secret_value()) if cfg.kubeconfig else None,
     )
-    with_k8s = pulumi.ResourceOptions(provider=provider)
     # Retained: deleting the namespace would delete the notebooks claim with it.
     namespace = k8s.core.v1.Namespace(
         "namespace",
@@ -157,6 +156,7 @@ def main() -> None:
             host=cfg.hub.host,
             auth_secrets=auth_secret_data(cfg),
             live_profiles_rbac=cfg.profiles.liveAvailability,
+            cluster_role_name=f"gpu-jupyterhub-{cfg.namespace}-gpu-availability",
         ),
         opts=pulumi.ResourceOptions(
             providers=[provider], depends_on=[namespace, storage, pull_secret]
@@ -171,7 +171,6 @@ def main() -> None:
     pulumi.export("notes", profile_plan.notes)
     pulumi.export("images", images.refs)
     pulumi.export("notebooks_claim", storage.claim_name)
-    del with_k8s
 
 
 main()

@@ -30,6 +30,7 @@ class JupyterHubArgs:
     host: str
     auth_secrets: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     live_profiles_rbac: bool = True
+    cluster_role_name: str = "gpu-jupyterhub-gpu-availability"  # cluster-scoped: include the namespace
 
 
 class JupyterHub(pulumi.ComponentResource):
@@ -52,14 +53,14 @@ class JupyterHub(pulumi.ComponentResource):
         if args.live_profiles_rbac:
             role = k8s.rbac.v1.ClusterRole(
                 f"{name}-gpu-availability",
-                metadata={"labels": {"app.kubernetes.io/part-of": "gpu-jupyterhub"}},
+                metadata={"name": args.cluster_role_name, "labels": {"app.kubernetes.io/part-of": "gpu-jupyterhub"}},
                 rules=[{"apiGroups": [""], "resources": ["nodes", "pods"], "verbs": ["get", "list", "watch"]}],
                 opts=child,
             )
             binding = k8s.rbac.v1.ClusterRoleBinding(
                 f"{name}-gpu-availability",
-                metadata={"labels": {"app.kubernetes.io/part-of": "gpu-jupyterhub"}},
-                role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role.metadata.name},
+                metadata={"name": args.cluster_role_name, "labels": {"app.kubernetes.io/part-of": "gpu-jupyterhub"}},
+                role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": args.cluster_role_name},
                 subjects=[{"kind": "ServiceAccount", "name": HUB_SERVICE_ACCOUNT, "namespace": args.namespace}],
                 opts=child,
             )

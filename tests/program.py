@@ -78,8 +78,8 @@ class Mocks(pulumi.runtime.Mocks):
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         self.calls.append({"token": args.token, "args": dict(args.args)})
         if args.token == "command:local:run":
-            if self.fail_kubectl:
-                raise Exception(self.fail_kubectl)
+            if self.fail_kubectl:  # how a provider-side failure reaches the program
+                return {}, [("command", self.fail_kubectl)]
             return {"stdout": self.nodes_json or "", "stderr": ""}, []
         return {}, []
 

@@ -1,0 +1,187 @@
+"""The whole program under Pulumi's mocks, in update and in preview mode."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+import yaml
+from pulumi.runtime.rpc import UNKNOWN
+
+from components.config import parse_config
+from components.nodes import parse_nodes
+from components.values import build_values
+from tests.conftest import GIVEN_REFS, ROOT, SECRETS, nodes_json
+from tests.k8s import manifest_from_inputs, validate
+from tests.program import FAKE_DIGEST, SECRET_SIG, Run, plain_strings, run_program
+
+SECRET_KEYS = ("auth", "registry")
+
+
+def run(config: dict[str, Any], preview: bool = False, scenario: str = "mixed", **kw: Any) -> Run:
+    return run_program(config, preview=preview, nodes_json=nodes_json(scenario), secret_keys=SECRET_KEYS, **kw)
+
+
+@pytest.mark.parametrize("preview", [False, True], ids=["update", "preview"])
+def test_resources_and_key_inputs(base_config: dict[str, Any], preview: bool) -> None:
+    r = run(base_config, preview=preview)
+    types = sorted(x.type for x in r.resources)
+    expected = {
+        "pulumi:providers:kubernetes": 1,
+        "kubernetes:core/v1:Namespace": 1,
+        "kubernetes:core/v1:Secret": 2,
+        "kubernetes:core/v1:PersistentVolume": 1,
+        "kubernetes:core/v1:PersistentVolumeClaim": 1,
+        "kubernetes:apps/v1:DaemonSet": 2,
+        "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole": 1,
+        "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding": 1,
+        "kubernetes:helm.sh/v3:Release": 1,
+        "docker:index/image:Image": 4,
+        "kubernetes:batch/v1:Job": 0,
+    }
+    for typ, n in expected.items():
+        assert types.count(typ) == n, typ
+    # one explicit provider from stack config, used by every Kubernetes resource
+    provider = r.one("pulumi:providers:kubernetes")
+    assert provider.inputs["context"] == "homelab"
+    for res in r.resources:
+        if res.type.startswith("kubernetes:"):
+            assert res.provider.split("::")[-2:] == ["k8s", "k8s-id"], (res.name, res.provider)
+    # components: every child under a component of ours
+    for res in r.resources:
+        if res.type.startswith(("kubernetes:", "docker:")) and res.type != "kubernetes:core/v1:Namespace":
+            assert "gpu-jupyterhub:" in res.parent, res.name
+    release = r.one("kubernetes:helm.sh/v3:Release")
+    assert release.inputs["chart"] == "jupyterhub"
+    assert release.inputs["version"] == "4.4.0"
+    assert release.inputs["repositoryOpts"]["repo"] == "https://hub.jupyter.org/helm-chart/"
+    assert release.inputs["namespace"] == "jupyterhub"
+    assert release.inputs["name"] == "jupyterhub"
+    if preview:
+        assert release.inputs["values"] == UNKNOWN, "digests are unknown in a preview, so are the values"
+    else:
+        values = release.inputs["values"]
+        assert values["singleuser"]["image"]["name"].endswith(FAKE_DIGEST)
+        assert r.outputs["hub_url"] == "https://jupyter.lab.example/"
+        assert r.outputs["gpu_nodes"] == ["gpu-node-1", "gpu-node-2", "gpu-node-3"]
+        assert "GPU Environment (auto-select)" in r.outputs["profiles"]
+        assert all(ref.endswith(FAKE_DIGEST) for ref in r.outputs["images"].values())
+    ns = r.one("kubernetes:core/v1:Namespace")
+    assert ns.retain_on_delete
+    # live node lookup against the provider's context
+    assert r.calls == [
+        {"token": "command:local:run",
+         "args": {"command": "kubectl get nodes -o json --request-timeout=30s --context=homelab"}}
+    ]
+
+
+def test_release_values_equal_the_plan_command(prebuilt_config: dict[str, Any], tmp_path: Path) -> None:
+    r = run(prebuilt_config)
+    release_values = r.one("kubernetes:helm.sh/v3:Release").inputs["values"]
+    stack_file = tmp_path / "Pulumi.test.yaml"
+    config = {f"gpu-jupyterhub:{k}": v for k, v in copy.deepcopy(prebuilt_config).items()}
+    config["gpu-jupyterhub:auth"]["oidc"]["clientSecret"] = {"secure": "v1:abc"}
+    config["gpu-jupyterhub:registry"]["password"] = {"secure": "v1:def"}
+    stack_file.write_text(yaml.safe_dump({"config": config}))
+    nodes = tmp_path / "nodes.json"
+    nodes.write_text(nodes_json("mixed"))
+    out = subprocess.run(
+        [sys.executable, "-m", "components.plan", "--stack-file", str(stack_file), "--nodes", str(nodes),
+         "--output", "values"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )
+    assert yaml.safe_load(out.stdout) == release_values
+    # and byte-identical to the pure function's rendering
+    cfg = parse_config(prebuilt_config)
+    direct = build_values(cfg, parse_nodes(nodes_json("mixed")), GIVEN_REFS)
+    assert direct == release_values
+
+
+def test_built_images_reach_the_profiles(base_config: dict[str, Any]) -> None:
+    r = run(base_config)
+    values = r.one("kubernetes:helm.sh/v3:Release").inputs["values"]
+    text = json.dumps(values["singleuser"]["profileList"])
+    for name in GIVEN_REFS:
+        assert f"harbor.lab.example/jupyter/{name}@{FAKE_DIGEST}" in text
+    assert ":latest" not in json.dumps(values)
+
+
+@pytest.mark.parametrize("mode", ["oidc", "shared-password"])
+def test_no_secret_in_clear(base_config: dict[str, Any], mode: str) -> None:
+    cfg = copy.deepcopy(base_config)
+    if mode == "shared-password":
+        cfg["auth"] = {"mode": "shared-password", "sharedPassword": SECRETS["shared"], "allowedUsers": ["ann"]}
+    r = run(cfg)
+    for res in r.resources:
+        for s in plain_strings(res.raw):
+            for secret in SECRETS.values():
+                assert secret not in s, f"{secret} in clear in {res.type} {res.name}"
+    assert not any(secret in json.dumps(r.outputs) for secret in SECRETS.values())
+    auth = r.by_name("hub-auth")
+    key = "oauth-client-secret" if mode == "oidc" else "shared-password"
+    assert auth.inputs["stringData"][key] in SECRETS.values()
+    assert SECRET_SIG in json.dumps(auth.raw["stringData"]), "secret value travels as a Pulumi secret"
+    pull = r.by_name("harbor-pull-secret")
+    assert pull.inputs["type"] == "kubernetes.io/dockerconfigjson"
+    assert SECRET_SIG in json.dumps(pull.raw["stringData"])
+    env = r.one("kubernetes:helm.sh/v3:Release").inputs["values"]["hub"]["extraEnv"]
+    assert all("secretKeyRef" in v["valueFrom"] for v in env.values())
+
+
+def test_every_kubernetes_object_validates_strictly(base_config: dict[str, Any]) -> None:
+    cfg = copy.deepcopy(base_config)
+    cfg["verifyStorage"] = True
+    r = run(cfg)
+    checked = 0
+    for res in r.resources:
+        if res.type.startswith("kubernetes:") and "helm.sh" not in res.type:
+            validate(manifest_from_inputs(res.type, res.inputs))
+            checked += 1
+    assert checked >= 10
+
+
+def test_bad_config_registers_nothing(base_config: dict[str, Any]) -> None:
+    cfg = copy.deepcopy(base_config)
+    cfg["hub"]["hots"] = "x"
+    cfg["namespace"] = ["not", "a", "string"]
+    del cfg["registry"]["username"]
+    with pytest.raises(pulumi.RunError) as err:
+        run(cfg)
+    text = str(err.value)
+    for key in ("gpu-jupyterhub:hub.hots", "gpu-jupyterhub:namespace", "gpu-jupyterhub:registry.username"):
+        assert key in text
+    assert "Traceback" not in text
+
+
+def test_unreachable_cluster_is_a_clear_error(base_config: dict[str, Any]) -> None:
+    with pytest.raises(pulumi.RunError, match="kube context 'homelab'"):
+        run_program(base_config, nodes_json=None, fail_kubectl="exit status 1: connection refused",
+                    secret_keys=SECRET_KEYS)
+    with pytest.raises(pulumi.RunError, match="not a node list"):
+        run_program(base_config, nodes_json="{not json", secret_keys=SECRET_KEYS)
+
+
+def test_offline_node_file_skips_kubectl(base_config: dict[str, Any]) -> None:
+    cfg = copy.deepcopy(base_config)
+    cfg["nodes"] = {"file": "tests/fixtures/nodes/tainted.json"}
+    r = run_program(cfg, nodes_json=None, secret_keys=SECRET_KEYS)
+    assert r.calls == []
+    assert r.outputs["gpu_nodes"] == ["gpu-tainted"]
+    assert "gpu-reserved" in r.outputs["excluded_nodes"]
+    cfg["nodes"] = {"file": "tests/fixtures/nodes/missing.json"}
+    with pytest.raises(pulumi.RunError, match="gpu-jupyterhub:nodes.file"):
+        run_program(cfg, nodes_json=None, secret_keys=SECRET_KEYS)
+
+
+def test_oci_chart_source(prebuilt_config: dict[str, Any]) -> None:
+    cfg = copy.deepcopy(prebuilt_config)
+    cfg["chart"] = {"oci": "oci://harbor.lab.example/charts/jupyterhub", "version": "4.4.0"}
+    release = run(cfg).one("kubernetes:helm.sh/v3:Release")
+    assert release.inputs["chart"] == "oci://harbor.lab.example/charts/jupyterhub"
+    assert "repositoryOpts" not in release.inputs or not release.inputs["repositoryOpts"]
