@@ -74,9 +74,7 @@ class ImageBuilds(pulumi.ComponentResource):
     images: dict[str, docker.Image]
     gpu_images: set[str]
 
-    def __init__(
-        self, name: str, args: ImageBuildsArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
+    def __init__(self, name: str, args: ImageBuildsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("gpu-jupyterhub:images:ImageBuilds", name, None, opts)
         specs = specs_by_name(args.specs)
         order = build_order(args.specs)

@@ -203,7 +203,8 @@ def parse_nodes(document: Any) -> Inventory:
         try:
             node = parse_node(item)
         except (ValueError, TypeError, KeyError) as e:
-            name = item.get("metadata", {}).get("name") if isinstance(item, Mapping) else None
+            meta = item.get("metadata") if isinstance(item, Mapping) else None
+            name = meta.get("name") if isinstance(meta, Mapping) else None
             label = name if isinstance(name, str) and name else "(unnamed node)"
             skipped.append(SkippedNode(name=label, reason=f"unreadable node data: {e}"))
             continue

@@ -1,0 +1,243 @@
+"""Pre-pull the Jupyter images where they can run, and nowhere else.
+
+z2jh's own puller pulls every profile image on every node; a multi-GB CUDA image on a
+CPU-only node only costs disk and bandwidth. Here each image group gets one DaemonSet:
+"cpu" images on every user node, "gpu" images only on nodes labelled
+``nvidia.com/gpu.present=true`` (tolerating the GPU taint). Each image is an init
+container that runs a no-op, so the kubelet pulls it; a tiny main container then keeps
+the pod (and with it the images, which the kubelet's image GC leaves alone while a pod
+uses them) on the node. Turn the chart's ``prePuller.hook`` / ``prePuller.continuous``
+and profile-image pulling off when using this.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as kubernetes
+
+GPU_NODE_LABEL = "nvidia.com/gpu.present"
+APP_LABEL = "gpu-jupyterhub-image-prepuller"
+# Enough for `true` and a shell sleeping; keeps the DaemonSet from competing with users.
+TINY_RESOURCES: dict[str, dict[str, str]] = {
+    "requests": {"cpu": "1m", "memory": "8Mi"},
+    "limits": {"cpu": "50m", "memory": "32Mi"},
+}
+# Runs in the group's first image (no pause image can be assumed to be mirrored). A shell
+# as PID 1 ignores SIGTERM unless it traps it, hence the trap: pods stop at once.
+HOLD_COMMAND = ["/bin/sh", "-c", "trap 'exit 0' TERM INT; sleep infinity & wait"]
+
+
+def container_name(image: str) -> str:
+    """A DNS-1123 label for a container from an image name."""
+    name = re.sub(r"[^a-z0-9-]+", "-", image.lower()).strip("-")
+    return (name or "image")[:63].rstrip("-")
+
+
+def image_groups(names: Iterable[str], gpu_images: set[str]) -> dict[str, list[str]]:
+    """Split image names into the "cpu" and "gpu" groups (sorted, empty groups left out)."""
+    names = sorted(set(names))
+    groups = {
+        "cpu": [n for n in names if n not in gpu_images],
+        "gpu": [n for n in names if n in gpu_images],
+    }
+    return {group: members for group, members in groups.items() if members}
+
+
+def _node_affinity(group: str, user_node_selector: Mapping[str, str] | None) -> dict[str, Any]:
+    expressions = [
+        {"key": key, "operator": "In", "values": [value]}
+        for key, value in sorted((user_node_selector or {}).items())
+    ]
+    if group == "gpu":
+        expressions.append({"key": GPU_NODE_LABEL, "operator": "In", "values": ["true"]})
+    if not expressions:
+        return {}
+    return {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchExpressions": expressions}]
+            }
+        }
+    }
+
+
+def daemonset_manifest(
+    group: str,
+    refs: Mapping[str, str],
+    namespace: str,
+    pull_secret: str | None,
+    tolerations: list[dict[str, Any]],
+    user_node_selector: Mapping[str, str] | None,
+    *,
+    name_prefix: str = "image-prepuller",
+    pause_image: str | None = None,
+) -> dict[str, Any]:
+    """One pre-pull DaemonSet (apps/v1) for the images in ``refs`` (name -> reference)."""
+    if not refs:
+        raise ValueError(f"pre-pull group {group!r} has no images")
+    labels = {
+        "app.kubernetes.io/name": APP_LABEL,
+        "app.kubernetes.io/component": group,
+        "app.kubernetes.io/part-of": "gpu-jupyterhub",
+    }
+    security = {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "runAsUser": 1000,
+        "runAsGroup": 100,
+    }
+    names = sorted(refs)
+    init_containers = [
+        {
+            "name": f"pull-{container_name(n)}"[:63].rstrip("-"),
+            "image": refs[n],
+            "imagePullPolicy": "IfNotPresent",
+            "command": ["true"],
+            "resources": TINY_RESOURCES,
+            "securityContext": security,
+        }
+        for n in names
+    ]
+    hold: dict[str, Any] = {
+        "name": "hold",
+        "imagePullPolicy": "IfNotPresent",
+        "resources": TINY_RESOURCES,
+        "securityContext": security,
+    }
+    if pause_image:
+        hold["image"] = pause_image
+    else:
+        hold["image"] = refs[names[0]]
+        hold["command"] = HOLD_COMMAND
+    pod_spec: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": 5,
+        "initContainers": init_containers,
+        "containers": [hold],
+    }
+    affinity = _node_affinity(group, user_node_selector)
+    if affinity:
+        pod_spec["affinity"] = affinity
+    if tolerations:
+        pod_spec["tolerations"] = [dict(t) for t in tolerations]
+    if pull_secret:
+        pod_spec["imagePullSecrets"] = [{"name": pull_secret}]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": f"{name_prefix}-{group}", "namespace": namespace, "labels": labels},
+        "spec": {
+            "selector": {"matchLabels": labels},
+            # Pull on every node at once when references change: the old pods hold nothing
+            # a user is waiting for.
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "100%"}},
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        },
+    }
+
+
+def prepull_daemonsets(
+    refs: dict[str, str],
+    gpu_images: set[str],
+    namespace: str,
+    pull_secret: str | None,
+    gpu_tolerations: list[dict],
+    user_node_selector: dict | None,
+    *,
+    user_tolerations: list[dict] | None = None,
+    name_prefix: str = "image-prepuller",
+    pause_image: str | None = None,
+) -> list[dict]:
+    """DaemonSet manifests, one per non-empty image group ("cpu", then "gpu").
+
+    ``user_tolerations`` (e.g. z2jh's ``hub.jupyter.org/dedicated`` taint) apply to both
+    groups; ``gpu_tolerations`` only to the GPU group.
+    """
+    out = []
+    for group, members in image_groups(refs, gpu_images).items():
+        tolerations = list(user_tolerations or [])
+        if group == "gpu":
+            tolerations += gpu_tolerations
+        out.append(
+            daemonset_manifest(
+                group,
+                {n: refs[n] for n in members},
+                namespace,
+                pull_secret,
+                tolerations,
+                user_node_selector,
+                name_prefix=name_prefix,
+                pause_image=pause_image,
+            )
+        )
+    return out
+
+
+@dataclass
+class PrePullerArgs:
+    """Inputs of PrePuller. ``refs`` must have its image names known at construction
+    (values may be Outputs, e.g. ``ImageBuilds.ref_outputs``); the Kubernetes provider is
+    explicit so the DaemonSets never go to an ambient cluster."""
+
+    refs: Mapping[str, pulumi.Input[str]]
+    gpu_images: set[str]
+    namespace: str
+    provider: pulumi.ProviderResource
+    pull_secret: str | None = None
+    gpu_tolerations: list[dict] = field(default_factory=list)
+    user_node_selector: dict[str, str] | None = None
+    user_tolerations: list[dict] = field(default_factory=list)
+    pause_image: str | None = None
+    name_prefix: str = "image-prepuller"
+
+
+class PrePuller(pulumi.ComponentResource):
+    """The pre-pull DaemonSets, one per image group."""
+
+    daemonsets: dict[str, kubernetes.apps.v1.DaemonSet]
+
+    def __init__(self, name: str, args: PrePullerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("gpu-jupyterhub:images:PrePuller", name, None, opts)
+        self.daemonsets = {}
+        for group, members in image_groups(args.refs, args.gpu_images).items():
+            resolved = pulumi.Output.all(**{n: args.refs[n] for n in members})
+
+            def manifest(values: dict[str, str], group: str = group) -> dict[str, Any]:
+                tolerations = list(args.user_tolerations)
+                if group == "gpu":
+                    tolerations += args.gpu_tolerations
+                return daemonset_manifest(
+                    group,
+                    values,
+                    args.namespace,
+                    args.pull_secret,
+                    tolerations,
+                    args.user_node_selector,
+                    name_prefix=args.name_prefix,
+                    pause_image=args.pause_image,
+                )
+
+            doc = resolved.apply(manifest)
+            self.daemonsets[group] = kubernetes.apps.v1.DaemonSet(
+                f"{name}-{group}",
+                metadata={
+                    "name": f"{args.name_prefix}-{group}",
+                    "namespace": args.namespace,
+                    "labels": {
+                        "app.kubernetes.io/name": APP_LABEL,
+                        "app.kubernetes.io/component": group,
+                        "app.kubernetes.io/part-of": "gpu-jupyterhub",
+                    },
+                },
+                spec=doc.apply(lambda d: d["spec"]),
+                opts=pulumi.ResourceOptions(parent=self, provider=args.provider),
+            )
+        self.register_outputs({"daemonsets": {g: ds.metadata for g, ds in self.daemonsets.items()}})

@@ -1,0 +1,80 @@
+"""Every example notebook runs end to end on CPU, on inputs made by the test, with no network."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from nbrun import output_text, result_of, run_notebook
+
+
+def test_gpu_check_runs_on_a_cpu_profile(user_env: dict[str, Path]) -> None:
+    nb = run_notebook("gpu_check.ipynb", {"CPU_MATMUL_SIZE": 128, "ITERATIONS": 3}, user_env["tmp"])
+    result = result_of(nb, "GPU_CHECK_RESULT")
+    assert result["device"] == "cpu"
+    assert result["gpu_name"] is None
+    assert result["matmul_size"] == 128
+    assert result["tflops"]["fp32"] > 0
+    assert "CPU profile: no GPU is attached" in output_text(nb)
+
+
+def test_storage_check_persists_a_marker_across_runs(user_env: dict[str, Path]) -> None:
+    first = run_notebook("storage_check.ipynb", {"SAVE_SIZE_MB": 1}, user_env["tmp"])
+    assert "No marker yet" in output_text(first)
+    assert result_of(first, "STORAGE_CHECK_RESULT")["previous_marker"] is None
+    marker = user_env["notebooks"] / ".storage-check" / "marker.json"
+    first_marker = json.loads(marker.read_text())
+    assert first_marker["host"] and first_marker["written_at"]
+
+    second = run_notebook("storage_check.ipynb", {}, user_env["tmp"])
+    result = result_of(second, "STORAGE_CHECK_RESULT")
+    assert result["notebooks_dir"] == str(user_env["notebooks"])
+    assert result["scratch_dir"] == str(user_env["scratch"])
+    assert result["previous_marker"] == first_marker
+    assert "Found a marker written by pod" in output_text(second)
+    for place in ("notebooks", "scratch"):
+        timing = result["timings"][place]
+        assert timing["read_back_ok"] is True
+        assert 0 < timing["save_s"] < 2
+    # the timed files are cleaned up; only the marker stays
+    assert sorted(p.name for p in (user_env["notebooks"] / ".storage-check").iterdir()) == ["marker.json"]
+
+
+def test_agent_runs_its_tool_with_the_offline_model(user_env: dict[str, Path]) -> None:
+    question = {"QUESTION": "How much is (1234 - 34) * 3?"}
+    nb = run_notebook("agent_development.ipynb", question, user_env["tmp"])
+    result = result_of(nb, "AGENT_RESULT")
+    assert result["backend"] == "offline"
+    assert result["tool_calls"] == [{"name": "calculator", "args": {"expression": "(1234 - 34) * 3"}}]
+    assert "3600" in result["answer"]  # computed by the tool, passed back through the agent loop
+
+
+def test_fine_tuning_trains_saves_and_reloads_a_lora_adapter(
+    user_env: dict[str, Path], tiny_model: Path, tiny_dataset: Path
+) -> None:
+    params = {
+        "MODEL": str(tiny_model),
+        "DATASET": str(tiny_dataset),
+        "DATASET_SPLIT": "train",
+        "MAX_STEPS": 3,
+        "MAX_SEQ_LENGTH": 64,
+        "BATCH_SIZE": 2,
+        "GRADIENT_ACCUMULATION": 1,
+        "PROMPT": "Explain what a GPU is",
+    }
+    nb = run_notebook("fine_tuning_quickstart.ipynb", params, user_env["tmp"], timeout=300)
+    result = result_of(nb, "FINE_TUNING_RESULT")
+    assert result["backend"] == "transformers-peft-lora"
+    assert result["device"] == "cpu"
+    assert result["model"] == str(tiny_model)
+    assert result["steps"] == 3
+    assert math.isfinite(result["first_loss"]) and math.isfinite(result["last_loss"])
+    # default output dir: under the persistent notebooks dir
+    out = user_env["notebooks"] / "models" / "quickstart-lora"
+    saved = {p.name for p in out.iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", "training_summary.json"} <= saved
+    assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == str(tiny_model)
+    assert f"reloaded adapter onto {tiny_model}" in output_text(nb)
+    # checkpoints went to scratch, not to the network volume
+    assert (user_env["scratch"] / "checkpoints").is_dir()

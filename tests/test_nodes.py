@@ -1,0 +1,130 @@
+"""Node parsing: typed facts from real-looking documents, determinism, and no crash on bad data."""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from components.config import parse_config
+from components.nodes import NodeDataError, parse_nodes, parse_quantity
+from components.plan import render_table, render_values
+from components.profiles import build_profiles
+from components.values import values_from_plan
+from tests.conftest import BASE_CONFIG, GIVEN_REFS
+from tests.fixtures.nodefactory import SCENARIOS
+
+CFG = parse_config({**BASE_CONFIG, "images": {"build": False, "refs": GIVEN_REFS}})
+
+
+def render(document: Any) -> str:
+    plan = build_profiles(CFG, parse_nodes(document), GIVEN_REFS)
+    return render_values(values_from_plan(CFG, plan, GIVEN_REFS)) + render_table(CFG, plan)
+
+
+def test_gpu_facts() -> None:
+    inv = {n.name: n for n in parse_nodes(SCENARIOS["mixed"]).nodes}
+    gpu = inv["gpu-node-2"].gpu
+    assert gpu is not None
+    assert (gpu.allocatable, gpu.count, gpu.product, gpu.memory_mib) == (2, 2, "NVIDIA-GeForce-RTX-4090", 24564)
+    assert inv["cp-1"].control_plane and inv["cp-1"].gpu is None
+    assert [n.name for n in parse_nodes(SCENARIOS["mixed"]).nodes] == sorted(inv)
+
+    mig = parse_nodes(SCENARIOS["mig"]).nodes[0].gpu
+    assert mig is not None and mig.allocatable == 0
+    assert mig.mig_resources == (("nvidia.com/mig-1g.10gb", 4), ("nvidia.com/mig-3g.40gb", 1))
+    ts = parse_nodes(SCENARIOS["timesliced"]).nodes[0].gpu
+    assert ts is not None and ts.shared and ts.allocatable == 4 and ts.max_per_user == 1
+    plain = parse_nodes(SCENARIOS["unlabelled"]).nodes[0].gpu
+    assert plain is not None and plain.product is None and plain.count == 2, "allocatable without labels counts"
+    states = {n.name: (n.ready, n.schedulable) for n in parse_nodes(SCENARIOS["unavailable"]).nodes}
+    assert states["gpu-down"] == (False, True) and states["gpu-cordoned"] == (True, False)
+
+
+def test_quantities() -> None:
+    assert parse_quantity("131830540Ki") == 131830540 * 1024
+    assert parse_quantity("3500m", millis=True) == 3500
+    assert parse_quantity("2", millis=True) == 2000
+    with pytest.raises(ValueError):
+        parse_quantity("lots")
+
+
+def test_table_lists_every_gpu_node_with_product_memory_and_count() -> None:
+    plan = build_profiles(CFG, parse_nodes(SCENARIOS["mixed"]), GIVEN_REFS)
+    table = render_table(CFG, plan)
+    for line in ("gpu-node-1: 1 x NVIDIA GeForce RTX 3090, 24 GiB", "gpu-node-2: 2 x NVIDIA GeForce RTX 4090, 24 GiB"):
+        assert line in table
+    down = render_table(CFG, build_profiles(CFG, parse_nodes(SCENARIOS["unavailable"]), GIVEN_REFS))
+    assert "NotReady" in down and "cordoned (unschedulable)" in down
+    none = render_table(CFG, build_profiles(CFG, parse_nodes(SCENARIOS["nogpu"]), GIVEN_REFS))
+    assert "no GPU profiles" in none
+
+
+@pytest.mark.parametrize("bad", ["", "{", "[]", '{"items": {}}', '{"kind": "NodeList"}', "null", b"\xff\xfe"])
+def test_unusable_documents_are_clear_errors(bad: Any) -> None:
+    with pytest.raises(NodeDataError):
+        parse_nodes(bad)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(sorted(SCENARIOS)), st.integers(0, 2**32))
+def test_order_of_nodes_and_labels_never_changes_output(scenario: str, seed: int) -> None:
+    rnd = random.Random(seed)
+    doc = copy.deepcopy(SCENARIOS[scenario])
+    expected = render(doc)
+    rnd.shuffle(doc["items"])
+    for item in doc["items"]:
+        for key in ("labels", "annotations"):
+            pairs = list(item["metadata"].get(key, {}).items())
+            rnd.shuffle(pairs)
+            item["metadata"][key] = dict(pairs)
+        alloc = list(item["status"]["allocatable"].items())
+        rnd.shuffle(alloc)
+        item["status"]["allocatable"] = dict(alloc)
+        rnd.shuffle(item["status"]["conditions"])
+    assert render(json.dumps(doc)) == expected
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)
+
+
+def _mutate(base: dict[str, Any], path: list[str], value: Any) -> dict[str, Any]:
+    doc = copy.deepcopy(base)
+    target = doc
+    for key in path[:-1]:
+        target = target.setdefault(key, {}) if isinstance(target, dict) else target
+    if isinstance(target, dict):
+        target[path[-1]] = value
+    return doc
+
+
+_PATHS = [
+    ["metadata"], ["metadata", "name"], ["metadata", "labels"], ["metadata", "labels", "nvidia.com/gpu.count"],
+    ["metadata", "labels", "nvidia.com/gpu.memory"], ["metadata", "labels", "nvidia.com/gpu.replicas"],
+    ["spec"], ["spec", "taints"], ["spec", "unschedulable"], ["status"], ["status", "allocatable"],
+    ["status", "allocatable", "nvidia.com/gpu"], ["status", "allocatable", "nvidia.com/mig-1g.10gb"],
+    ["status", "conditions"], ["status", "allocatable", "memory"],
+]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(_PATHS), _json, st.lists(_json, max_size=3))
+def test_malformed_nodes_never_crash(path: list[str], value: Any, junk: list[Any]) -> None:
+    good = SCENARIOS["mixed"]["items"][3]
+    doc = {"items": [_mutate(good, path, value), *junk, SCENARIOS["mixed"]["items"][1]]}
+    inventory = parse_nodes(doc)  # must not raise: bad nodes are skipped with a reason
+    names = {n.name for n in inventory.nodes}
+    assert "cpu-1" in names
+    assert len(inventory.nodes) + len(inventory.skipped) == len(doc["items"]), "every entry is kept or explained"
+    for skipped in inventory.skipped:
+        assert skipped.reason
+    render(doc)  # and profiles, values and table still build
