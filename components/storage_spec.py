@@ -8,6 +8,7 @@ SQLite locking is unreliable on network file systems.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from components.config import StackConfig
@@ -120,6 +121,10 @@ def persistent_volume_claim(cfg: StackConfig) -> dict[str, Any]:
     }
 
 
+def _label(text: str, limit: int) -> str:
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower())[:limit].strip("-")
+
+
 def verification_nodes(inventory: Inventory) -> list[str]:
     """Nodes that can run user pods now: Ready and not cordoned."""
     return [n.name for n in inventory.nodes if n.ready and n.schedulable]
@@ -195,7 +200,8 @@ def verification_jobs(
             "apiVersion": "batch/v1",
             "kind": "Job",
             "metadata": {
-                "name": f"storage-{kind}-{index:03d}-{run_id}",
+                # the node's name in the Job's name, so a failed `pulumi up` names the node that failed
+                "name": f"storage-{kind}-{_label(node, 32)}-{index:03d}-{run_id}",
                 "namespace": cfg.namespace,
                 "labels": {"app.kubernetes.io/part-of": "gpu-jupyterhub", "gpu-jupyterhub/check": "storage"},
                 "annotations": {"gpu-jupyterhub/node": node},

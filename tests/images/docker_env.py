@@ -92,7 +92,13 @@ def docker(
     if config_dir is not None:
         env["DOCKER_CONFIG"] = str(config_dir)
     proc = subprocess.run(
-        [DOCKER, *args], capture_output=True, text=True, env=env, input=input_text, timeout=timeout, check=False
+        [DOCKER, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        input=input_text,
+        timeout=timeout,
+        check=False,
     )
     if check and proc.returncode != 0:
         raise RuntimeError(
@@ -136,7 +142,15 @@ def build(
 
 
 def login(env: DockerEnv, config_dir: Path) -> None:
-    docker("login", "-u", env.user, "--password-stdin", env.registry, config_dir=config_dir, input_text=env.password)
+    docker(
+        "login",
+        "-u",
+        env.user,
+        "--password-stdin",
+        env.registry,
+        config_dir=config_dir,
+        input_text=env.password,
+    )
 
 
 def repo_digest(ref: str, repository: str) -> str:

@@ -93,14 +93,16 @@ def pushed(env: de.DockerEnv, docker_config: Path) -> Iterator[dict[str, Pushed]
 
 def test_registry_requires_login(env: de.DockerEnv, tmp_path: Path) -> None:
     try:
-        urllib.request.urlopen(f"http://{env.registry}/v2/", timeout=10)  # noqa: S310
+        urllib.request.urlopen(f"http://{env.registry}/v2/", timeout=10)
         status = 200
     except urllib.error.HTTPError as e:
         status = e.code
     assert status == 401, "the local registry must require a login"
     # and a client without credentials cannot pull what the tests push
     anon = de.docker("pull", f"{env.registry}/nope/nothing:x", config_dir=tmp_path, check=False)
-    assert anon.returncode != 0 and re.search(r"unauthorized|authentication required|no basic auth", anon.stderr, re.I)
+    assert anon.returncode != 0 and re.search(
+        r"unauthorized|authentication required|no basic auth", anon.stderr, re.I
+    )
 
 
 @pytest.mark.parametrize("name", ["jupyter-ml-cpu", "jupyter-agent-dev"])
@@ -118,8 +120,15 @@ def test_runs_as_jovyan_with_home_layout(pushed: dict[str, Pushed], name: str) -
     assert de.run_offline(ref, "id", "-g").strip() == "100"
     assert de.run_offline(ref, "sh", "-c", "echo $HOME; pwd").split() == ["/home/jovyan", "/home/jovyan"]
     owners = de.run_offline(
-        ref, "stat", "-c", "%n %u:%g", "/home/jovyan", "/home/jovyan/notebooks", "/home/jovyan/scratch",
-        "/home/jovyan/examples", "/opt/venv",
+        ref,
+        "stat",
+        "-c",
+        "%n %u:%g",
+        "/home/jovyan",
+        "/home/jovyan/notebooks",
+        "/home/jovyan/scratch",
+        "/home/jovyan/examples",
+        "/opt/venv",
     )
     for line in owners.strip().splitlines():
         assert line.endswith(" 1000:100"), line

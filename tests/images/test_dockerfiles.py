@@ -40,7 +40,10 @@ def dockerfile(name: str) -> str:
 @pytest.mark.parametrize("name", NAMES)
 def test_hadolint_clean(name: str) -> None:
     proc = subprocess.run(
-        [hadolint(), "--no-color", str(IMAGES / name / "Dockerfile")], capture_output=True, text=True, check=False
+        [hadolint(), "--no-color", str(IMAGES / name / "Dockerfile")],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 

@@ -66,9 +66,21 @@ def resolve(pins: dict[str, tuple[str, set[str]]], tmp: Path) -> subprocess.Comp
     req = tmp / "pins.txt"
     req.write_text("".join(f"{n}=={v}\n" for n, (v, _) in sorted(pins.items())))
     cmd = [
-        uv(), "pip", "compile", str(req), "--generate-hashes", "--python-version", "3.11.2",
-        "--python-platform", "x86_64-manylinux_2_36", "--only-binary", ":all:", "--no-header",
-        "--quiet", "--output-file", str(tmp / "resolved.txt"),
+        uv(),
+        "pip",
+        "compile",
+        str(req),
+        "--generate-hashes",
+        "--python-version",
+        "3.11.2",
+        "--python-platform",
+        "x86_64-manylinux_2_36",
+        "--only-binary",
+        ":all:",
+        "--no-header",
+        "--quiet",
+        "--output-file",
+        str(tmp / "resolved.txt"),
     ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
 

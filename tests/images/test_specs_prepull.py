@@ -127,7 +127,12 @@ def test_prepull_without_user_selector_and_only_cpu_images() -> None:
     pod = manifests[0]["spec"]["template"]["spec"]
     assert "affinity" not in pod and "imagePullSecrets" not in pod
     gpu_only = prepull_daemonsets(
-        {k: v for k, v in REFS.items() if k in gpu_images()}, gpu_images(), "jhub", None, GPU_TOLERATIONS, None
+        {k: v for k, v in REFS.items() if k in gpu_images()},
+        gpu_images(),
+        "jhub",
+        None,
+        GPU_TOLERATIONS,
+        None,
     )
     assert _required_terms(gpu_only[0]) == [
         {"matchExpressions": [{"key": GPU_NODE_LABEL, "operator": "In", "values": ["true"]}]}
@@ -135,7 +140,9 @@ def test_prepull_without_user_selector_and_only_cpu_images() -> None:
 
 
 def test_prepull_user_tolerations_and_pause_image() -> None:
-    user_tol = [{"key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user", "effect": "NoSchedule"}]
+    user_tol = [
+        {"key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user", "effect": "NoSchedule"}
+    ]
     manifests = prepull_daemonsets(
         REFS,
         gpu_images(),
@@ -160,7 +167,10 @@ def test_prepull_manifests_validate_strictly(with_selector: bool) -> None:
     )
     for ds in manifests:
         kubernetes_validate.validate(ds, "1.30", strict=True)
-        assert ds["spec"]["selector"]["matchLabels"].items() <= ds["spec"]["template"]["metadata"]["labels"].items()
+        assert (
+            ds["spec"]["selector"]["matchLabels"].items()
+            <= ds["spec"]["template"]["metadata"]["labels"].items()
+        )
 
 
 def test_prepull_invalid_field_is_caught_by_validation() -> None:

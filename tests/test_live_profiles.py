@@ -1,0 +1,158 @@
+"""The hub-side spawn-time refresh, run as the hub runs it: the extraConfig text, executed."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+from typing import Any
+from unittest import mock
+
+import pytest
+
+from components.config import parse_config
+from components.nodes import parse_nodes
+from components.values import build_values
+from tests.conftest import BASE_CONFIG, GIVEN_REFS
+from tests.fixtures.nodefactory import SCENARIOS
+from tests.spawner import make_spawner, pod_for
+
+
+def deployed_values(**patch: Any) -> dict[str, Any]:
+    cfg = parse_config({**BASE_CONFIG, "images": {"build": False, "refs": GIVEN_REFS}, **patch})
+    return build_values(cfg, parse_nodes(SCENARIOS["mixed"]), GIVEN_REFS)
+
+
+def hub_namespace(values: dict[str, Any]) -> dict[str, Any]:
+    """Execute hub.extraConfig the way z2jh's jupyterhub_config.py does, with c.KubeSpawner preset."""
+    c = mock.MagicMock()
+    c.KubeSpawner.profile_list = copy.deepcopy(values["singleuser"]["profileList"])
+    ns: dict[str, Any] = {"c": c, "__name__": "jupyterhub_config"}
+    exec(values["hub"]["extraConfig"]["20-live-profiles"], ns)  # noqa: S102 (this is what the hub does)
+    ns["callable"] = c.KubeSpawner.profile_list
+    return ns
+
+
+def gpu_pod(node: str, gpus: int, phase: str = "Running") -> dict[str, Any]:
+    return {
+        "spec": {
+            "nodeName": node,
+            "containers": [{"resources": {"limits": {"nvidia.com/gpu": str(gpus)}}}],
+            "initContainers": [{"resources": {"requests": {"nvidia.com/gpu": "1"}, "limits": {"nvidia.com/gpu": "1"}}}],
+        },
+        "status": {"phase": phase},
+    }
+
+
+def spawner_for(values: dict[str, Any], groups: list[str] | None = None) -> Any:
+    s = make_spawner(values)
+    s.user.groups = [mock.Mock(**{"name": g}) for g in groups or []]
+    for g, name in zip(s.user.groups, groups or [], strict=True):
+        g.name = name
+    return s
+
+
+def call(profile_list: Any, values: dict[str, Any], groups: list[str] | None = None, log: Any = None) -> Any:
+    """Call the profile_list callable with a real KubeSpawner, inside an event loop as the hub does."""
+
+    async def go() -> Any:
+        spawner = spawner_for(values, groups)
+        if log is not None:
+            spawner.log = log
+        return await profile_list(spawner)
+
+    return asyncio.run(go())
+
+
+def test_free_and_total_per_node_and_full_nodes_hidden() -> None:
+    values = deployed_values()
+    ns = hub_namespace(values)
+    nodes = copy.deepcopy(SCENARIOS["mixed"]["items"])
+    pods = [gpu_pod("gpu-node-2", 2), gpu_pod("gpu-node-3", 1), gpu_pod("gpu-node-3", 5, phase="Succeeded")]
+
+    async def fetch() -> tuple[list[Any], list[Any]]:
+        return nodes, pods
+
+    usage = ns["gpu_usage"](nodes, pods)
+    assert usage["gpu-node-2"]["resources"]["nvidia.com/gpu"] == [0, 2]
+    assert usage["gpu-node-3"]["resources"]["nvidia.com/gpu"] == [1, 2]
+    profile_list = ns["make_profile_list"](values["singleuser"]["profileList"], fetch=fetch)
+    profiles = call(profile_list, values)
+    rtx = next(p for p in profiles if "4090" in p["slug"])
+    choices = rtx["profile_options"]["node"]["choices"]
+    assert "gpu-node-2" not in choices, "full node hidden"
+    assert choices["gpu-node-3"]["display_name"].endswith("- 1/2 free")
+    assert choices["any"]["display_name"].endswith("- 1 free")
+    auto = next(p for p in profiles if p["slug"] == "gpu")
+    assert auto["display_name"].endswith("2 GPU(s) free now")  # gpu-node-1 (1) + gpu-node-3 (1)
+
+
+def test_notready_node_hidden_and_class_dropped_when_empty() -> None:
+    values = deployed_values()
+    ns = hub_namespace(values)
+    nodes = copy.deepcopy(SCENARIOS["mixed"]["items"])
+    for n in nodes:
+        if n["metadata"]["name"] == "gpu-node-1":
+            n["status"]["conditions"][-1]["status"] = "False"
+
+    async def fetch() -> tuple[list[Any], list[Any]]:
+        return nodes, []
+
+    profiles = call(ns["make_profile_list"](values["singleuser"]["profileList"], fetch=fetch), values)
+    assert not any("3090" in p["slug"] for p in profiles)
+    assert any("4090" in p["slug"] for p in profiles)
+
+
+def test_api_failure_falls_back_to_deploy_time_profiles(caplog: pytest.LogCaptureFixture) -> None:
+    values = deployed_values()
+    ns = hub_namespace(values)
+
+    async def broken() -> Any:
+        raise RuntimeError("403 Forbidden: nodes is forbidden")
+
+    log = logging.getLogger("test-hub")
+    with caplog.at_level(logging.WARNING, logger="test-hub"):
+        profiles = call(ns["make_profile_list"](values["singleuser"]["profileList"], fetch=broken), values, log=log)
+    assert profiles == values["singleuser"]["profileList"]
+    assert "403 Forbidden" in caplog.text and "deploy-time profiles" in caplog.text
+
+    async def slow() -> Any:
+        await asyncio.sleep(60)
+
+    ns["API_TIMEOUT_SECONDS"] = 0.05
+    profiles = call(ns["make_profile_list"](values["singleuser"]["profileList"], fetch=slow), values, log=log)
+    assert profiles == values["singleuser"]["profileList"]
+
+
+def test_gpu_profiles_only_for_configured_groups() -> None:
+    values = deployed_values(profiles={"gpuGroups": ["gpu-users"], "liveAvailability": False})
+    ns = hub_namespace(values)
+    profile_list = ns["callable"]
+    plain = call(profile_list, values, ["students"])
+    assert [p["slug"] for p in plain] == ["cpu", "agent-dev"]
+    member = call(profile_list, values, ["gpu-users"])
+    assert len(member) == len(values["singleuser"]["profileList"])
+
+
+def test_kubespawner_spawns_from_the_callable() -> None:
+    values = deployed_values()
+    ns = hub_namespace(values)
+
+    async def fetch() -> tuple[list[Any], list[Any]]:
+        return SCENARIOS["mixed"]["items"], [gpu_pod("gpu-node-2", 1)]
+
+    slug = next(p["slug"] for p in values["singleuser"]["profileList"] if "4090" in p["slug"])
+
+    async def go() -> dict[str, Any]:
+        spawner = spawner_for(values)
+        spawner.profile_list = ns["make_profile_list"](values["singleuser"]["profileList"], fetch=fetch)
+        return await pod_for(spawner, {"profile": slug, "node": "gpu-node-2", "gpus": "1"})
+
+    pod = asyncio.run(go())
+    assert pod["spec"]["nodeSelector"] == {"kubernetes.io/hostname": "gpu-node-2"}
+    assert pod["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+
+
+def test_disabled_means_no_extra_config() -> None:
+    values = deployed_values(profiles={"liveAvailability": False})
+    assert "20-live-profiles" not in values["hub"]["extraConfig"]

@@ -1,0 +1,148 @@
+"""Notebook storage: PV and claim, protection, per-user layout, and the cross-node verification Jobs."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+from typing import Any
+
+import pytest
+
+from components.config import ConfigError, parse_config
+from components.nodes import parse_nodes
+from components.storage_spec import (
+    persistent_volume,
+    persistent_volume_claim,
+    verification_jobs,
+    verification_nodes,
+)
+from tests.conftest import BASE_CONFIG, nodes_json
+from tests.k8s import manifest_from_inputs, validate
+from tests.program import run_program
+
+SECRET_KEYS = ("auth", "registry")
+
+
+def cfg(**patch: Any) -> Any:
+    return parse_config({**copy.deepcopy(BASE_CONFIG), **patch})
+
+
+def test_static_volume_and_claim() -> None:
+    c = cfg(storage={"collection": "notebooks", "replication": "001", "path": "/buckets/nb", "capacity": "2Ti"})
+    pv, pvc = persistent_volume(c), persistent_volume_claim(c)
+    validate(pv)
+    validate(pvc)
+    assert pv["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
+    assert pv["spec"]["csi"] == {
+        "driver": "seaweedfs-csi-driver",
+        "volumeHandle": "jupyterhub-notebooks",
+        "volumeAttributes": {"collection": "notebooks", "replication": "001", "path": "/buckets/nb"},
+    }
+    assert "fsType" not in pv["spec"]["csi"]
+    assert pv["spec"]["claimRef"] == {"namespace": "jupyterhub", "name": pvc["metadata"]["name"]}
+    assert pvc["spec"]["volumeName"] == pv["metadata"]["name"] and pvc["spec"]["storageClassName"] == ""
+    assert pvc["spec"]["resources"]["requests"]["storage"] == "2Ti"
+
+
+def test_dynamic_storage_class() -> None:
+    c = cfg(storage={"mode": "dynamic", "storageClass": "seaweedfs-rwx"})
+    pvc = persistent_volume_claim(c)
+    validate(pvc)
+    assert pvc["spec"]["storageClassName"] == "seaweedfs-rwx" and "volumeName" not in pvc["spec"]
+
+
+@pytest.mark.parametrize("mode", ["static", "dynamic"])
+def test_protected_and_retained_under_mocks(mode: str) -> None:
+    c = copy.deepcopy(BASE_CONFIG)
+    c["storage"] = {"mode": mode, "storageClass": "seaweedfs-rwx"} if mode == "dynamic" else {}
+    r = run_program(c, nodes_json=nodes_json("mixed"), secret_keys=SECRET_KEYS)
+    claim = r.one("kubernetes:core/v1:PersistentVolumeClaim")
+    assert claim.protect and claim.retain_on_delete
+    assert "gpu-jupyterhub:storage:NotebookStorage" in claim.parent
+    volumes = r.of_type("kubernetes:core/v1:PersistentVolume")
+    if mode == "static":
+        [pv] = volumes
+        assert pv.protect and pv.retain_on_delete
+        assert pv.inputs["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
+        assert pv.inputs["spec"]["csi"]["driver"] == "seaweedfs-csi-driver"
+    else:
+        assert volumes == []
+    assert r.of_type("kubernetes:batch/v1:Job") == []
+
+
+def test_verification_jobs_per_schedulable_node() -> None:
+    c = copy.deepcopy(BASE_CONFIG)
+    c["verifyStorage"] = True
+    r = run_program(c, nodes_json=nodes_json("unavailable"), secret_keys=SECRET_KEYS)
+    jobs = r.of_type("kubernetes:batch/v1:Job")
+    writers = [j for j in jobs if "-write-" in j.name]
+    readers = [j for j in jobs if "-read-" in j.name]
+    expected_nodes = ["cpu-1", "gpu-ok"]  # NotReady and cordoned nodes are left out
+    for group in (writers, readers):
+        pinned = sorted(j.inputs["spec"]["template"]["spec"]["nodeSelector"]["kubernetes.io/hostname"] for j in group)
+        assert pinned == expected_nodes
+    writer_urns = {j.name for j in writers}
+    for j in readers:
+        deps = {d.split("::")[-1] for d in j.depends_on}
+        assert writer_urns <= deps, "readers start after every writer finished"
+    for j in jobs:
+        spec = j.inputs["spec"]
+        assert spec["ttlSecondsAfterFinished"] > 0 and spec["backoffLimit"] == 0
+        pod = spec["template"]["spec"]
+        assert any(t.get("key") == "nvidia.com/gpu" for t in pod["tolerations"]), "reaches tainted GPU nodes"
+        assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == "jupyterhub-notebooks"
+        validate(manifest_from_inputs(j.type, j.inputs))
+
+
+def _run_script(script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_verification_scripts_catch_a_node_that_cannot_see_others(tmp_path: Any) -> None:
+    """Run the Jobs' own shell scripts against a local directory standing in for the shared volume."""
+    c = cfg(storage={"verifyTimeoutSeconds": 10})
+    nodes = verification_nodes(parse_nodes(nodes_json("mixed")))
+    writers, readers = verification_jobs(c, nodes, "run1", "img", [], None)
+
+    def script_and_env(job: dict[str, Any], data: str) -> tuple[str, dict[str, str]]:
+        container = job["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: e["value"] for e in container["env"]}
+        script = container["command"][2].replace("/data", data).replace("/dev/termination-log", f"{data}/term")
+        return script, {**env, "PATH": "/usr/bin:/bin"}
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    for w in writers:
+        assert _run_script(*script_and_env(w, str(shared))).returncode == 0
+    for rd in readers:
+        result = _run_script(*script_and_env(rd, str(shared)))
+        assert result.returncode == 0, result.stdout
+    # a node whose mount shows a stale view (here: its own copy without the others' markers)
+    stale = tmp_path / "stale"
+    stale.mkdir()
+    script, env = script_and_env(writers[0], str(stale))
+    _run_script(script, env)
+    env_read = script_and_env(readers[0], str(stale))[1]
+    env_read["TIMEOUT"] = "1"
+    result = _run_script(script_and_env(readers[0], str(stale))[0], env_read)
+    assert result.returncode == 1
+    missing = [n for n in nodes if n != nodes[0]]
+    assert f"node {nodes[0]} cannot see files written on: {' '.join(missing)}" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("storage", "key"),
+    [
+        ({"capacity": "100"}, "storage.capacity"),
+        ({"replication": "9x9"}, "storage.replication"),
+        ({"path": "relative/path"}, "storage.path"),
+        ({"scratchSize": "lots"}, "storage.scratchSize"),
+        ({"sharedCode": {"hostPath": "code"}}, "storage.sharedCode.hostPath"),
+        ({"driver": "seaweedfs-csi-driver", "fsType": "ext4"}, "storage.fsType"),
+    ],
+)
+def test_bad_storage_config_is_a_clear_error(storage: dict[str, Any], key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        cfg(storage=storage)
+    assert f"gpu-jupyterhub:{key}" in str(err.value)
