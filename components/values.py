@@ -178,7 +178,8 @@ def values_from_plan(cfg: StackConfig, plan: ProfilePlan, refs: dict[str, str]) 
             "continuous": {"enabled": False},
             "pullProfileListImages": False,
         },
-        "scheduling": {"userScheduler": {"enabled": False}},
+        # no placeholder pods or custom scheduler: a small cluster, and no extra images to mirror
+        "scheduling": {"userScheduler": {"enabled": False}, "userPlaceholder": {"enabled": False}},
         "cull": {
             "enabled": cfg.culling.enabled,
             "timeout": cfg.culling.timeoutSeconds,

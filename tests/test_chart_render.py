@@ -1,0 +1,56 @@
+"""Render the real z2jh chart offline with Helm's own library (helm-python-sdk) and check every object.
+
+Needs the chart: set GPU_JUPYTERHUB_CHART_DIR to an unpacked jupyterhub chart 4.4.0 directory
+(`helm pull jupyterhub/jupyterhub --version 4.4.0 --untar`). Without it these tests are skipped: the
+chart cannot be downloaded in CI.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+from tests.k8s import validate
+
+CHART_DIR = os.environ.get("GPU_JUPYTERHUB_CHART_DIR")
+pytestmark = pytest.mark.skipif(
+    not CHART_DIR, reason="set GPU_JUPYTERHUB_CHART_DIR to an unpacked z2jh 4.4.0 chart to render it"
+)
+
+
+def plan_values(nodes: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-m", "components.plan", "--stack-file", "Pulumi.dev.yaml", "--nodes",
+         f"tests/fixtures/nodes/{nodes}.json", "--output", "values"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )
+    return yaml.safe_load(out.stdout)
+
+
+@pytest.mark.parametrize("nodes", ["mixed", "mig", "nogpu", "large-300"])
+def test_chart_renders_and_every_object_validates(nodes: str) -> None:
+    helm = pytest.importorskip("helm_python", reason="helm-python-sdk is built for x86_64 Linux only")
+    chart = helm.Chart.load(Path(CHART_DIR))  # type: ignore[arg-type]
+    assert chart.version in ("4.4.0", "0.0.1-set.by.chartpress")
+    values = plan_values(nodes)
+    chart.validate_schema(values)
+    rendered = chart.render(values, name="jupyterhub", namespace="jupyterhub", is_install=True)
+    manifests = [text for path, text in rendered.items() if path.endswith((".yaml", ".yml"))]
+    objects = [d for text in manifests for d in yaml.safe_load_all(text) if isinstance(d, dict)]
+    kinds = {o["kind"] for o in objects}
+    assert {"Deployment", "Ingress", "NetworkPolicy", "Secret"} <= kinds
+    assert "DaemonSet" not in kinds, "the chart's own image pullers are off (ours pull where images run)"
+    for obj in objects:
+        validate(obj)
+    ingress = next(o for o in objects if o["kind"] == "Ingress")
+    assert ingress["spec"]["tls"][0]["hosts"] == ["jupyter.lab.example"]
+    hub = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "hub")
+    env = {e["name"]: e for e in hub["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["OAUTH_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"]["name"] == "gpu-jupyterhub-auth"
