@@ -158,9 +158,7 @@ def main() -> None:
             live_profiles_rbac=cfg.profiles.liveAvailability,
             cluster_role_name=f"gpu-jupyterhub-{cfg.namespace}-gpu-availability",
         ),
-        opts=pulumi.ResourceOptions(
-            providers=[provider], depends_on=[namespace, storage, pull_secret]
-        ),
+        opts=pulumi.ResourceOptions(providers=[provider], depends_on=[namespace, storage, pull_secret]),
     )
 
     profile_plan = build_profiles(cfg, inventory, {n: "(pending)" for n in (s.name for s in IMAGE_SPECS)})

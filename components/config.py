@@ -7,6 +7,7 @@ typo never silently falls back to a default. Loading reports every bad key at on
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -101,9 +102,7 @@ class ChartConfig(_Model):
 
 class TlsConfig(_Model):
     secretName: str | None = Field(None, description="Existing TLS secret for the hub host.")
-    clusterIssuer: str | None = Field(
-        None, description="cert-manager ClusterIssuer that issues the hub's certificate."
-    )
+    clusterIssuer: str | None = Field(None, description="cert-manager ClusterIssuer that issues the hub's certificate.")
 
     @model_validator(mode="after")
     def _one(self) -> TlsConfig:
@@ -138,9 +137,7 @@ class OidcConfig(_Model):
     adminGroups: list[str] = Field([], description="Groups whose members are hub admins.")
     authorizeUrl: str | None = Field(None, description="Override; default <issuer>/protocol/openid-connect/auth.")
     tokenUrl: str | None = Field(None, description="Override; default <issuer>/protocol/openid-connect/token.")
-    userdataUrl: str | None = Field(
-        None, description="Override; default <issuer>/protocol/openid-connect/userinfo."
-    )
+    userdataUrl: str | None = Field(None, description="Override; default <issuer>/protocol/openid-connect/userinfo.")
 
     @field_validator("issuer", "authorizeUrl", "tokenUrl", "userdataUrl")
     @classmethod
@@ -236,9 +233,7 @@ class ProfilesConfig(_Model):
         [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
         description="Tolerations GPU pods carry; GPU nodes with other NoSchedule taints are left out.",
     )
-    liveAvailability: bool = Field(
-        True, description="Refresh GPU choices at spawn time with free/total GPUs per node."
-    )
+    liveAvailability: bool = Field(True, description="Refresh GPU choices at spawn time with free/total GPUs per node.")
     gpuGroups: list[str] = Field(
         [], description="If set, only members of these groups see GPU profiles (live availability on)."
     )
@@ -368,9 +363,7 @@ class StackConfig(_Model):
     registry: RegistryConfig = Field(description="Harbor registry for images and pulls.")
     images: ImagesConfig = Field(ImagesConfig(), description="Image build or given references.")
     storage: StorageConfig = Field(StorageConfig(), description="Notebook storage and local scratch.")
-    verifyStorage: bool = Field(
-        False, description="On `pulumi up`, prove every node sees every other node's files."
-    )
+    verifyStorage: bool = Field(False, description="On `pulumi up`, prove every node sees every other node's files.")
 
     @model_validator(mode="after")
     def _images(self) -> StackConfig:
@@ -454,10 +447,8 @@ def namespace_keys(config: Mapping[str, Any], *, decode_json: bool) -> dict[str,
         if name.startswith("config:"):  # pulumi stores some keys as ns:config:key
             name = name[len("config:") :]
         if decode_json and isinstance(value, str) and value[:1] in ("{", "["):
-            try:
+            with contextlib.suppress(json.JSONDecodeError):
                 value = json.loads(value)
-            except json.JSONDecodeError:
-                pass
         out[name] = value
     return out
 
@@ -497,8 +488,10 @@ def reference_rows(model: type[BaseModel] = StackConfig, prefix: str = "") -> li
             default = "required"
         else:
             d = field.default
-            default = "secret" if type_name.startswith("secret") else json.dumps(
-                d.model_dump(mode="json") if isinstance(d, BaseModel) else d
+            default = (
+                "secret"
+                if type_name.startswith("secret")
+                else json.dumps(d.model_dump(mode="json") if isinstance(d, BaseModel) else d)
             )
             if isinstance(d, BaseModel):
                 default = "see below"

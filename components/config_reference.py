@@ -1,7 +1,7 @@
 """The README's config reference, generated from the config model (the one place keys are declared).
 
-    python -m components.config_reference          # print the table
-    python -m components.config_reference --write  # refresh README.md between its markers
+python -m components.config_reference          # print the table
+python -m components.config_reference --write  # refresh README.md between its markers
 """
 
 from __future__ import annotations

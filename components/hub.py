@@ -60,9 +60,13 @@ class JupyterHub(pulumi.ComponentResource):
             binding = k8s.rbac.v1.ClusterRoleBinding(
                 f"{name}-gpu-availability",
                 metadata={"name": args.cluster_role_name, "labels": {"app.kubernetes.io/part-of": "gpu-jupyterhub"}},
-                role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": args.cluster_role_name},
+                role_ref={
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": args.cluster_role_name,
+                },
                 subjects=[{"kind": "ServiceAccount", "name": HUB_SERVICE_ACCOUNT, "namespace": args.namespace}],
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[role]),
             )
             depends.append(binding)
         if args.chart_oci:

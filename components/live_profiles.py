@@ -55,13 +55,9 @@ def gpu_usage(nodes, pods):
         if not name:
             continue
         status = node.get("status") or {}
-        ready = any(
-            c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
-        )
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
         ready = ready and not (node.get("spec") or {}).get("unschedulable", False)
-        alloc = {
-            k: _count(v) for k, v in (status.get("allocatable") or {}).items() if GPU_RESOURCE_PATTERN.match(k)
-        }
+        alloc = {k: _count(v) for k, v in (status.get("allocatable") or {}).items() if GPU_RESOURCE_PATTERN.match(k)}
         usage[name] = {"ready": ready, "resources": {k: [v, v] for k, v in alloc.items()}}
     for pod in pods:
         phase = (pod.get("status") or {}).get("phase")
@@ -100,9 +96,7 @@ def apply_availability(profiles, usage, user_groups, gpu_groups):
         if resources and usage is not None:
             node_option = (profile.get("profile_options") or {}).get("node")
             if node_option is None:
-                free = sum(
-                    n["resources"].get(r, [0, 0])[0] for n in usage.values() if n["ready"] for r in resources
-                )
+                free = sum(n["resources"].get(r, [0, 0])[0] for n in usage.values() if n["ready"] for r in resources)
                 profile["display_name"] = f"{profile['display_name']} - {free} GPU(s) free now"
             else:
                 if not _annotate_nodes(node_option, usage, resources):
@@ -120,7 +114,7 @@ def _annotate_nodes(option, usage, resources):
     named_nodes = 0
     kept = {}
     for key, choice in choices.items():
-        selector = ((choice.get("kubespawner_override") or {}).get("node_selector") or {})
+        selector = (choice.get("kubespawner_override") or {}).get("node_selector") or {}
         node = selector.get("kubernetes.io/hostname")
         if node is None:
             kept[key] = choice
@@ -156,9 +150,7 @@ async def fetch_cluster_state():
     async with client.ApiClient() as api:
         core = client.CoreV1Api(api)
         nodes = await core.list_node()
-        pods = await core.list_pod_for_all_namespaces(
-            field_selector="status.phase!=Succeeded,status.phase!=Failed"
-        )
+        pods = await core.list_pod_for_all_namespaces(field_selector="status.phase!=Succeeded,status.phase!=Failed")
         return (
             [api.sanitize_for_serialization(n) for n in nodes.items],
             [api.sanitize_for_serialization(p) for p in pods.items],

@@ -83,8 +83,19 @@ class Inventory(BaseModel):
 
 
 _SUFFIX = {
-    "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4, "Pi": 1024**5, "Ei": 1024**6,
-    "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18, "": 1,
+    "Ki": 1024,
+    "Mi": 1024**2,
+    "Gi": 1024**3,
+    "Ti": 1024**4,
+    "Pi": 1024**5,
+    "Ei": 1024**6,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "P": 10**15,
+    "E": 10**18,
+    "": 1,
 }
 _QTY = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)?$")
 
@@ -162,9 +173,7 @@ def parse_node(item: Any) -> NodeInfo:
     conditions = status.get("conditions") or []
     if not isinstance(conditions, list):
         raise ValueError("status.conditions is not a list")
-    ready = any(
-        isinstance(c, Mapping) and c.get("type") == "Ready" and c.get("status") == "True" for c in conditions
-    )
+    ready = any(isinstance(c, Mapping) and c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
     taints_raw = spec.get("taints") or []
     if not isinstance(taints_raw, list):
         raise ValueError("spec.taints is not a list")

@@ -69,9 +69,9 @@ def render_table(cfg: StackConfig, plan: ProfilePlan) -> str:
         options = p.get("profile_options", {})
         image = ov.get("image")
         if image is None and "image" in options:
-            image = next(c for c in options["image"]["choices"].values() if c.get("default"))[
-                "kubespawner_override"
-            ]["image"]
+            image = next(c for c in options["image"]["choices"].values() if c.get("default"))["kubespawner_override"][
+                "image"
+            ]
         gpu = _gpu_text(ov)
         if "gpus" in options:
             gpu = " | ".join(c["display_name"] for c in options["gpus"]["choices"].values())
@@ -80,15 +80,17 @@ def render_table(cfg: StackConfig, plan: ProfilePlan) -> str:
             n = len(option.get("choices", {}))
             extra = " + other" if option.get("unlisted_choice", {}).get("enabled") else ""
             choices.append(f"{name}:{n}{extra}")
-        rows.append((
-            p["display_name"] + (" [default]" if p.get("default") else ""),
-            p["slug"],
-            str(image),
-            f"{ov['cpu_guarantee']:g}-{ov['cpu_limit']:g}",
-            f"{ov['mem_guarantee']}-{ov['mem_limit']}",
-            gpu,
-            " ".join(choices) or "-",
-        ))
+        rows.append(
+            (
+                p["display_name"] + (" [default]" if p.get("default") else ""),
+                p["slug"],
+                str(image),
+                f"{ov['cpu_guarantee']:g}-{ov['cpu_limit']:g}",
+                f"{ov['mem_guarantee']}-{ov['mem_limit']}",
+                gpu,
+                " ".join(choices) or "-",
+            )
+        )
     out = [_columns(rows), "", "Nodes:"]
     node_rows: list[tuple[str, ...]] = [("NODE", "GPUS", "IN PROFILES", "WHY")]
     for r in plan.nodes:

@@ -70,7 +70,7 @@ def product_name(gpu: GpuInfo) -> str:
 
 
 def describe_node(node: NodeInfo) -> str:
-    """"gpu-node-2: 2 x NVIDIA GeForce RTX 4090, 24 GiB" (plus sharing or MIG details)."""
+    """ "gpu-node-2: 2 x NVIDIA GeForce RTX 4090, 24 GiB" (plus sharing or MIG details)."""
     gpu = node.gpu
     assert gpu is not None
     text = f"{node.name}: {gpu.count} x {product_name(gpu)}, {_gib(gpu.memory_mib)}"
@@ -269,8 +269,10 @@ def build_profiles(cfg: StackConfig, inventory: Inventory, refs: dict[str, str])
 
     plain_gpu_nodes = [n for nodes in classes.values() for n in nodes if n.gpu and n.gpu.allocatable > 0]
     if not classes:
-        notes.append("no usable GPU node (none has nvidia.com/gpu or MIG resources allocatable, Ready, "
-                     "schedulable and with tolerated taints): no GPU profiles")
+        notes.append(
+            "no usable GPU node (none has nvidia.com/gpu or MIG resources allocatable, Ready, "
+            "schedulable and with tolerated taints): no GPU profiles"
+        )
     if plain_gpu_nodes:
         gpu_common = {
             **_gpu_request(GPU_RESOURCE, 1),
@@ -279,21 +281,27 @@ def build_profiles(cfg: StackConfig, inventory: Inventory, refs: dict[str, str])
             "node_affinity_required": [],
             "node_selector": {HOSTNAME_LABEL: None},
         }
-        profiles.append({
-            "display_name": "GPU Environment (auto-select)",
-            "slug": "gpu",
-            "description": "1 GPU on any GPU node; " + _resource_text(cfg.profiles.gpu, "PyTorch with CUDA"),
-            "kubespawner_override": {**_resources(cfg.profiles.gpu), **gpu_common},
-            "profile_options": {"image": _image_option(cfg, refs, ["jupyter-ml-gpu", "jupyter-fine-tuning"])},
-        })
-        profiles.append({
-            "display_name": "Fine-tuning (Unsloth + QLoRA)",
-            "slug": "fine-tuning",
-            "description": "1 GPU, more memory; " + _resource_text(cfg.profiles.fineTuning, "Unsloth, TRL, PEFT"),
-            "kubespawner_override": {
-                **_resources(cfg.profiles.fineTuning), **gpu_common, "image": refs["jupyter-fine-tuning"],
-            },
-        })
+        profiles.append(
+            {
+                "display_name": "GPU Environment (auto-select)",
+                "slug": "gpu",
+                "description": "1 GPU on any GPU node; " + _resource_text(cfg.profiles.gpu, "PyTorch with CUDA"),
+                "kubespawner_override": {**_resources(cfg.profiles.gpu), **gpu_common},
+                "profile_options": {"image": _image_option(cfg, refs, ["jupyter-ml-gpu", "jupyter-fine-tuning"])},
+            }
+        )
+        profiles.append(
+            {
+                "display_name": "Fine-tuning (Unsloth + QLoRA)",
+                "slug": "fine-tuning",
+                "description": "1 GPU, more memory; " + _resource_text(cfg.profiles.fineTuning, "Unsloth, TRL, PEFT"),
+                "kubespawner_override": {
+                    **_resources(cfg.profiles.fineTuning),
+                    **gpu_common,
+                    "image": refs["jupyter-fine-tuning"],
+                },
+            }
+        )
     elif classes:
         notes.append("only MIG (mixed strategy) GPUs: no auto-select or fine-tuning profile; use the MIG profiles")
 

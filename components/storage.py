@@ -50,7 +50,12 @@ class NotebookStorage(pulumi.ComponentResource):
         self.register_outputs({"claim_name": self.claim_name})
 
     def _job(
-        self, name: str, kind: str, index: int, manifest: dict[str, Any], after: list[pulumi.Resource],
+        self,
+        name: str,
+        kind: str,
+        index: int,
+        manifest: dict[str, Any],
+        after: list[pulumi.Resource],
         args: NotebookStorageArgs,
     ) -> k8s.batch.v1.Job:
         metadata = dict(manifest["metadata"])

@@ -222,7 +222,10 @@ def verification_jobs(
             n,
             i,
             _READ,
-            [{"name": "EXPECTED", "value": expected}, {"name": "TIMEOUT", "value": str(cfg.storage.verifyTimeoutSeconds)}],
+            [
+                {"name": "EXPECTED", "value": expected},
+                {"name": "TIMEOUT", "value": str(cfg.storage.verifyTimeoutSeconds)},
+            ],
         )
         for i, n in enumerate(nodes)
     ]

@@ -64,10 +64,7 @@ def auth_values(cfg: StackConfig) -> tuple[dict[str, Any], dict[str, Any], str |
             {},
             None,
         )
-    snippet = (
-        "import os\n"
-        "c.SharedPasswordAuthenticator.user_password = os.environ['GPU_JUPYTERHUB_SHARED_PASSWORD']\n"
-    )
+    snippet = "import os\nc.SharedPasswordAuthenticator.user_password = os.environ['GPU_JUPYTERHUB_SHARED_PASSWORD']\n"
     return (
         {
             "JupyterHub": {"authenticator_class": "shared-password"},
@@ -157,9 +154,7 @@ def values_from_plan(cfg: StackConfig, plan: ProfilePlan, refs: dict[str, str]) 
             "defaultUrl": "/lab/tree/notebooks",
             "startTimeout": 600,
             "extraEnv": user_environment(),
-            "extraFiles": {
-                "jupyter-server-local-state": {"mountPath": SERVER_CONFIG_PATH, "data": server_config()}
-            },
+            "extraFiles": {"jupyter-server-local-state": {"mountPath": SERVER_CONFIG_PATH, "data": server_config()}},
             "storage": singleuser_storage_values(cfg),
             "networkPolicy": {
                 "enabled": True,

@@ -6,6 +6,7 @@ as Pulumi secrets (the signature key below) and that no secret appears anywhere 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import runpy
 from dataclasses import dataclass, field
@@ -89,7 +90,7 @@ class RecordingMonitor(pmocks.MockMonitor):
         super().__init__(mocks)
         self.run = run
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC name)
+    def RegisterResource(self, request: Any) -> Any:
         raw = json_format.MessageToDict(request.object) if request.HasField("object") else {}
         result = super().RegisterResource(request)
         inputs = _unwrap(raw)
@@ -138,9 +139,7 @@ def plain_strings(raw: Any) -> list[str]:
 
 def pulumi_config(raw: dict[str, Any], secret_keys: tuple[str, ...] = ()) -> tuple[dict[str, str], list[str]]:
     """A namespace's config as the Pulumi engine hands it to the program (JSON text per key)."""
-    flat = {
-        f"gpu-jupyterhub:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()
-    }
+    flat = {f"gpu-jupyterhub:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
     return flat, [f"gpu-jupyterhub:{k}" for k in secret_keys]
 
 
@@ -154,6 +153,8 @@ def run_program(
 ) -> Run:
     """Execute __main__.py under mocks; raises what the program raises (e.g. pulumi.RunError)."""
     run = Run()
+    # asyncio.run() elsewhere in the session leaves no current loop; Pulumi's runtime expects one.
+    asyncio.set_event_loop(asyncio.new_event_loop())
     mocks = Mocks(nodes_json, fail_kubectl, preview=preview)
     monitor = RecordingMonitor(mocks, run)
     from pulumi.runtime import settings

@@ -27,9 +27,21 @@ pytestmark = pytest.mark.skipif(
 
 def plan_values(nodes: str) -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, "-m", "components.plan", "--stack-file", "Pulumi.dev.yaml", "--nodes",
-         f"tests/fixtures/nodes/{nodes}.json", "--output", "values"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "components.plan",
+            "--stack-file",
+            "Pulumi.dev.yaml",
+            "--nodes",
+            f"tests/fixtures/nodes/{nodes}.json",
+            "--output",
+            "values",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return yaml.safe_load(out.stdout)
 

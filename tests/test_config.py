@@ -60,16 +60,24 @@ def test_typo_wrong_type_and_missing_key_exit_2_naming_all(base_config: dict[str
         ({"storage": {"mode": "dynamic"}}, "mode dynamic needs storage.storageClass"),
         ({"storage": {"mode": "nfs"}}, "storage.mode: Input should be 'static' or 'dynamic'"),
         ({"images": {"build": False}}, "images.build is false, so images.refs needs"),
-        ({"images": {"build": False, "refs": {"jupyter-ml-cpu": "harbor.lab.example/j/x:latest"}}}, "not digest-pinned"),
+        (
+            {"images": {"build": False, "refs": {"jupyter-ml-cpu": "harbor.lab.example/j/x:latest"}}},
+            "not digest-pinned",
+        ),
         ({"auth": {"mode": "shared-password"}}, "mode shared-password needs auth.sharedPassword"),
         ({"hub": {"host": "jupyter.lab.example", "tls": {}}}, "set exactly one of secretName"),
         ({"chart": {"oci": "harbor.lab/charts/jupyterhub"}}, "chart.oci: an OCI reference"),
         ({"profiles": {"gpuTolerations": [{"key": "x", "operator": "Maybe"}]}}, "operator must be Equal or Exists"),
         ({"network": {"userEgressCidrs": ["10.0.0.0/33"]}}, "is not a CIDR"),
-        ({"registry": {"host": "https://harbor.lab", "username": "u", "password": "p"}}, "registry.host: a registry host"),
+        (
+            {"registry": {"host": "https://harbor.lab", "username": "u", "password": "p"}},
+            "registry.host: a registry host",
+        ),
     ],
 )
-def test_bad_values_name_key_and_what_is_allowed(base_config: dict[str, Any], patch: dict[str, Any], message: str) -> None:
+def test_bad_values_name_key_and_what_is_allowed(
+    base_config: dict[str, Any], patch: dict[str, Any], message: str
+) -> None:
     cfg = {**copy.deepcopy(base_config), **patch}
     with pytest.raises(ConfigError) as err:
         parse_config(cfg)
@@ -79,7 +87,7 @@ def test_bad_values_name_key_and_what_is_allowed(base_config: dict[str, Any], pa
 def test_bad_inputs_of_plan_exit_2(base_config: dict[str, Any], tmp_path: Path) -> None:
     good = stack_file(tmp_path, base_config)
     bad_nodes = tmp_path / "bad.json"
-    bad_nodes.write_text("{\"kind\": \"NodeList\"}")
+    bad_nodes.write_text('{"kind": "NodeList"}')
     cases = [
         ("--stack-file", str(tmp_path / "missing.yaml"), "--nodes", str(bad_nodes)),
         ("--stack-file", str(good), "--nodes", str(bad_nodes)),

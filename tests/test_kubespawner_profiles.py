@@ -174,6 +174,6 @@ def test_pairs_of_profiles_reuse() -> None:
     values = values_for("tainted")
     slugs = [p["slug"] for p in values["singleuser"]["profileList"]]
     for a, b in itertools.permutations(slugs, 2):
-        first, second = pods(values, [{"profile": a}, {"profile": b}], reuse=True)
+        _first, second = pods(values, [{"profile": a}, {"profile": b}], reuse=True)
         [alone] = pods(values, [{"profile": b}])
         assert second["spec"]["containers"][0] == alone["spec"]["containers"][0]

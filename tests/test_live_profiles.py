@@ -28,7 +28,7 @@ def hub_namespace(values: dict[str, Any]) -> dict[str, Any]:
     c = mock.MagicMock()
     c.KubeSpawner.profile_list = copy.deepcopy(values["singleuser"]["profileList"])
     ns: dict[str, Any] = {"c": c, "__name__": "jupyterhub_config"}
-    exec(values["hub"]["extraConfig"]["20-live-profiles"], ns)  # noqa: S102 (this is what the hub does)
+    exec(values["hub"]["extraConfig"]["20-live-profiles"], ns)
     ns["callable"] = c.KubeSpawner.profile_list
     return ns
 

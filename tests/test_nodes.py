@@ -108,11 +108,21 @@ def _mutate(base: dict[str, Any], path: list[str], value: Any) -> dict[str, Any]
 
 
 _PATHS = [
-    ["metadata"], ["metadata", "name"], ["metadata", "labels"], ["metadata", "labels", "nvidia.com/gpu.count"],
-    ["metadata", "labels", "nvidia.com/gpu.memory"], ["metadata", "labels", "nvidia.com/gpu.replicas"],
-    ["spec"], ["spec", "taints"], ["spec", "unschedulable"], ["status"], ["status", "allocatable"],
-    ["status", "allocatable", "nvidia.com/gpu"], ["status", "allocatable", "nvidia.com/mig-1g.10gb"],
-    ["status", "conditions"], ["status", "allocatable", "memory"],
+    ["metadata"],
+    ["metadata", "name"],
+    ["metadata", "labels"],
+    ["metadata", "labels", "nvidia.com/gpu.count"],
+    ["metadata", "labels", "nvidia.com/gpu.memory"],
+    ["metadata", "labels", "nvidia.com/gpu.replicas"],
+    ["spec"],
+    ["spec", "taints"],
+    ["spec", "unschedulable"],
+    ["status"],
+    ["status", "allocatable"],
+    ["status", "allocatable", "nvidia.com/gpu"],
+    ["status", "allocatable", "nvidia.com/mig-1g.10gb"],
+    ["status", "conditions"],
+    ["status", "allocatable", "memory"],
 ]
 
 

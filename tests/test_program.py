@@ -76,8 +76,10 @@ def test_resources_and_key_inputs(base_config: dict[str, Any], preview: bool) ->
     assert ns.retain_on_delete
     # live node lookup against the provider's context
     assert r.calls == [
-        {"token": "command:local:run",
-         "args": {"command": "kubectl get nodes -o json --request-timeout=30s --context=homelab"}}
+        {
+            "token": "command:local:run",
+            "args": {"command": "kubectl get nodes -o json --request-timeout=30s --context=homelab"},
+        }
     ]
 
 
@@ -92,9 +94,21 @@ def test_release_values_equal_the_plan_command(prebuilt_config: dict[str, Any], 
     nodes = tmp_path / "nodes.json"
     nodes.write_text(nodes_json("mixed"))
     out = subprocess.run(
-        [sys.executable, "-m", "components.plan", "--stack-file", str(stack_file), "--nodes", str(nodes),
-         "--output", "values"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "components.plan",
+            "--stack-file",
+            str(stack_file),
+            "--nodes",
+            str(nodes),
+            "--output",
+            "values",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert yaml.safe_load(out.stdout) == release_values
     # and byte-identical to the pure function's rendering
@@ -161,8 +175,9 @@ def test_bad_config_registers_nothing(base_config: dict[str, Any]) -> None:
 
 def test_unreachable_cluster_is_a_clear_error(base_config: dict[str, Any]) -> None:
     with pytest.raises(pulumi.RunError, match="kube context 'homelab'"):
-        run_program(base_config, nodes_json=None, fail_kubectl="exit status 1: connection refused",
-                    secret_keys=SECRET_KEYS)
+        run_program(
+            base_config, nodes_json=None, fail_kubectl="exit status 1: connection refused", secret_keys=SECRET_KEYS
+        )
     with pytest.raises(pulumi.RunError, match="not a node list"):
         run_program(base_config, nodes_json="{not json", secret_keys=SECRET_KEYS)
 
@@ -175,7 +190,7 @@ def test_offline_node_file_skips_kubectl(base_config: dict[str, Any]) -> None:
     assert r.outputs["gpu_nodes"] == ["gpu-tainted"]
     assert "gpu-reserved" in r.outputs["excluded_nodes"]
     cfg["nodes"] = {"file": "tests/fixtures/nodes/missing.json"}
-    with pytest.raises(pulumi.RunError, match="gpu-jupyterhub:nodes.file"):
+    with pytest.raises(pulumi.RunError, match=r"gpu-jupyterhub:nodes\.file"):
         run_program(cfg, nodes_json=None, secret_keys=SECRET_KEYS)
 
 

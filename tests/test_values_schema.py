@@ -75,7 +75,13 @@ def test_the_check_can_fail() -> None:
 
 _gpu_node = st.builds(
     lambda i, gpus, product, mem, replicas, ready, cordoned, tainted: node(
-        f"n-{i}", gpus=gpus, product=product, memory_mib=mem, replicas=replicas, ready=ready, cordoned=cordoned,
+        f"n-{i}",
+        gpus=gpus,
+        product=product,
+        memory_mib=mem,
+        replicas=replicas,
+        ready=ready,
+        cordoned=cordoned,
         taints=[{"key": "nvidia.com/gpu", "effect": "NoSchedule"}] if tainted else None,
     ),
     st.integers(0, 10_000),
@@ -102,8 +108,20 @@ def test_dev_stack_plan_validates() -> None:
     from tests.conftest import ROOT
 
     out = subprocess.run(
-        [sys.executable, "-m", "components.plan", "--stack-file", "Pulumi.dev.yaml", "--nodes",
-         "tests/fixtures/nodes/mixed.json", "--output", "values"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "components.plan",
+            "--stack-file",
+            "Pulumi.dev.yaml",
+            "--nodes",
+            "tests/fixtures/nodes/mixed.json",
+            "--output",
+            "values",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     validate(yaml.safe_load(out.stdout))
