@@ -179,3 +179,22 @@ def test_pairs_of_profiles_reuse() -> None:
         _first, second = pods(values, [{"profile": a}, {"profile": b}], reuse=True)
         [alone] = pods(values, [{"profile": b}])
         assert second["spec"]["containers"][0] == alone["spec"]["containers"][0]
+
+
+def test_large_cluster_every_profile_and_option_kind() -> None:
+    """300 nodes: every profile, every GPU count, and the first and last node of each class."""
+    values = values_for("large-300")
+    options = []
+    for profile in values["singleuser"]["profileList"]:
+        options.append({"profile": profile["slug"]})
+        opts = profile.get("profile_options", {})
+        for choice in opts.get("gpus", {}).get("choices", {}):
+            options.append({"profile": profile["slug"], "gpus": choice})
+        nodes = [n for n in opts.get("node", {}).get("choices", {}) if n != "any"]
+        for n in nodes[:1] + nodes[-1:]:
+            options.append({"profile": profile["slug"], "node": n})
+    profiles = {p["slug"]: p for p in values["singleuser"]["profileList"]}
+    named = {n for p in profiles.values() for n in p.get("profile_options", {}).get("node", {}).get("choices", {})}
+    assert len(named - {"any"}) == 150, "every GPU node is reachable by name"
+    for opts, pod in zip(options, pods(values, options), strict=True):
+        check_pod(pod, profiles[opts["profile"]], opts)
