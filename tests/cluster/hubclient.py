@@ -93,9 +93,7 @@ class HubClient:
                     "look at the hub's log and `kubectl get events`"
                 )
             if time.monotonic() > deadline:
-                raise HubError(
-                    f"server {user}/{server_name} not ready after {timeout:.0f} s (state: {server})"
-                )
+                raise HubError(f"server {user}/{server_name} not ready after {timeout:.0f} s (state: {server})")
             time.sleep(0.5)
 
     def stop(self, user: str, server_name: str = "", remove: bool = False, timeout: float = 120.0) -> None:
@@ -173,26 +171,20 @@ class ServerClient:
 
     def read_notebook(self, path: str) -> dict[str, Any] | None:
         """The notebook's content, or None when the server does not see the file."""
-        response = self.session.get(
-            urljoin(self.url, "api/" + self._contents(path)), timeout=self.request_timeout
-        )
+        response = self.session.get(urljoin(self.url, "api/" + self._contents(path)), timeout=self.request_timeout)
         if response.status_code == 404:
             return None
         return _check(response, f"read {path}").json()["content"]
 
     def delete(self, path: str) -> None:
         """Delete a file or an empty directory; a missing one is fine."""
-        response = self.session.delete(
-            urljoin(self.url, "api/" + self._contents(path)), timeout=self.request_timeout
-        )
+        response = self.session.delete(urljoin(self.url, "api/" + self._contents(path)), timeout=self.request_timeout)
         if response.status_code != 404:
             _check(response, f"delete {path}")
 
     def execute(self, code: str, timeout: float = 180.0, kernel_name: str | None = None) -> ExecutionResult:
         """Run code in a fresh kernel of this server over its websocket, then shut the kernel down."""
-        kernel = self._api(
-            "POST", "kernels", "start kernel", json={"name": kernel_name} if kernel_name else {}
-        )
+        kernel = self._api("POST", "kernels", "start kernel", json={"name": kernel_name} if kernel_name else {})
         kernel_id = kernel.json()["id"]
         try:
             return self._execute_in(kernel_id, code, timeout)
@@ -235,9 +227,7 @@ class ServerClient:
                     error = f"{content['ename']}: {content['evalue']}"
                 elif kind == "status" and content["execution_state"] == "idle":
                     return ExecutionResult("".join(output), error)
-            raise HubError(
-                f"code did not finish within {timeout:.0f} s; output so far: {''.join(output)[-500:]}"
-            )
+            raise HubError(f"code did not finish within {timeout:.0f} s; output so far: {''.join(output)[-500:]}")
         finally:
             ws.close()
 

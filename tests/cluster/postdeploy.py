@@ -6,10 +6,13 @@ Configuration, all from the environment (see ``Settings.from_env``):
   *dedicated test user* (its servers are started and stopped). ``GPU_JUPYTERHUB_HUB_USER`` when the token
   belongs to a service (then it needs admin:servers and access:servers on that user).
 * ``GPU_JUPYTERHUB_PROFILES``: comma-separated profile slugs, ``:gpu`` marking a GPU profile
-  (``cpu,gpu:gpu``), or a JSON list; or ``GPU_JUPYTERHUB_PROFILES_FILE``: a JSON file with that list. List
-  entries are ``{"slug": ..., "gpu": bool, "user_options": {...}, "image": "..."}`` or KubeSpawner
-  ``profile_list`` entries (GPU inferred from an ``nvidia.com/gpu`` limit in ``kubespawner_override``).
-  ``user_options`` are merged over ``{"profile": slug}``, so node-selection option keys can be added.
+  (``cpu,gpu:gpu``), or JSON; or ``GPU_JUPYTERHUB_PROFILES_FILE``: a JSON file. JSON is a list of
+  ``{"slug": ..., "gpu": bool, "user_options": {...}, "image": "..."}`` or of KubeSpawner ``profile_list``
+  entries, or the chart values that ``python -m components.plan --stack-file Pulumi.<stack>.yaml --nodes
+  <(kubectl get nodes -o json) --output json`` prints (its ``singleuser.profileList``). For profile_list
+  entries, GPU is inferred from an ``nvidia.com/*`` limit or a ``gpus`` option, and each choice of an
+  ``image`` option becomes its own server, so every image is started. ``user_options`` are merged over
+  ``{"profile": slug}``, so option keys such as ``node`` (node selection) or ``gpus`` can be added.
 * ``GPU_JUPYTERHUB_NAMED_SERVERS=1``: one named server per profile, all running together (stricter for
   storage: the file is read while the writer is still up); default: the default server, one at a time.
 * ``GPU_JUPYTERHUB_NAMESPACE`` (default ``jupyterhub``), ``GPU_JUPYTERHUB_KUBE_CONTEXT``: for node names
@@ -73,33 +76,60 @@ class Profile:
     gpu: bool = False
     user_options: dict[str, Any] = field(default_factory=dict)
     image: str | None = None  # expected image (substring of JUPYTER_IMAGE_SPEC), when known
+    label: str = ""  # name in the report, server and file names: the slug, plus the image when it has several
+
+    def __post_init__(self) -> None:
+        self.label = self.label or self.slug
 
     def options(self) -> dict[str, Any]:
         return {"profile": self.slug, **self.user_options}
 
 
+def _uses_gpu(entry: dict[str, Any]) -> bool:
+    """A KubeSpawner profile asks for a GPU when it limits an nvidia.com resource or offers a GPU count."""
+    override = entry.get("kubespawner_override") or {}
+    limits = {**(override.get("extra_resource_limits") or {}), **(override.get("extra_resource_guarantees") or {})}
+    asks = any(k.startswith("nvidia.com/") and v not in (None, "", "0", 0) for k, v in limits.items())
+    return asks or "gpus" in (entry.get("profile_options") or {})
+
+
+def _from_entry(entry: dict[str, Any]) -> list[Profile]:
+    """One Profile per image the entry offers (its ``image`` option's choices), so every image is started."""
+    slug = entry["slug"]
+    gpu = bool(entry.get("gpu", _uses_gpu(entry)))
+    options = dict(entry.get("user_options") or {})
+    image = entry.get("image") or (entry.get("kubespawner_override") or {}).get("image")
+    choices = ((entry.get("profile_options") or {}).get("image") or {}).get("choices") or {}
+    if not choices or "image" in options:
+        return [Profile(slug, gpu, options, image)]
+    return [
+        Profile(
+            slug,
+            gpu,
+            {**options, "image": key},
+            (choice.get("kubespawner_override") or {}).get("image"),
+            label=f"{slug}-{key}",
+        )
+        for key, choice in choices.items()
+    ]
+
+
 def parse_profiles(text: str) -> list[Profile]:
-    """Profiles from ``slug[:gpu],...`` or a JSON list (our own entries or KubeSpawner profile_list)."""
+    """Profiles from ``slug[:gpu],...``, a JSON list (our own entries or KubeSpawner profile_list entries),
+    or chart values holding ``singleuser.profileList``."""
     text = text.strip()
     if not text:
         return []
-    if not text.startswith("["):
+    if not text.startswith(("[", "{")):
         profiles = []
         for item in filter(None, (i.strip() for i in text.split(","))):
             slug, _, kind = item.partition(":")
             profiles.append(Profile(slug=slug, gpu=kind == "gpu"))
         return profiles
-    profiles = []
-    for entry in json.loads(text):
-        override = entry.get("kubespawner_override") or {}
-        limits = {
-            **override.get("extra_resource_limits", {}),
-            **override.get("extra_resource_guarantees", {}),
-        }
-        gpu = entry.get("gpu", any(k.endswith("/gpu") and str(v) not in ("0", "") for k, v in limits.items()))
-        image = entry.get("image") or override.get("image")
-        profiles.append(Profile(entry["slug"], bool(gpu), dict(entry.get("user_options", {})), image))
-    return profiles
+    data = json.loads(text)
+    if isinstance(data, dict):  # chart values, e.g. from `python -m components.plan --output json`
+        data = data["singleuser"]["profileList"]
+    return [profile for entry in data for profile in _from_entry(entry)]
 
 
 @dataclass
@@ -162,6 +192,14 @@ def image_pulls_from_events(events: dict[str, Any]) -> dict[str, float]:
             image, seconds = match.group(1), parse_go_duration(match.group(2))
             pulls[image] = max(seconds, pulls.get(image, 0.0))
     return pulls
+
+
+def user_image_pulls(pulls: dict[str, float], profiles: list[Profile]) -> dict[str, float]:
+    """The pulls of the profiles' images when those are known (not the hub's own images), else all."""
+    wanted = [p.image for p in profiles if p.image]
+    if not wanted:
+        return pulls
+    return {image: s for image, s in pulls.items() if any(w in image or image in w for w in wanted)}
 
 
 @dataclass
@@ -242,8 +280,7 @@ class Report:
     def table(self) -> str:
         header = ("measure", "target", "measured", "status", "note")
         lines = [header] + [
-            (r.measure, r.target, r.measured, {True: "OK", False: "FAIL", None: "n/a"}[r.ok], r.note)
-            for r in self.rows
+            (r.measure, r.target, r.measured, {True: "OK", False: "FAIL", None: "n/a"}[r.ok], r.note) for r in self.rows
         ]
         widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
         text = [" | ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) for line in lines]
@@ -295,7 +332,7 @@ class Verifier:
         running: list[tuple[ProfileResult, ServerClient]] = []
         try:
             for profile in self.settings.profiles:
-                name = f"verify-{profile.slug}" if self.settings.named_servers else ""
+                name = f"verify-{profile.label}" if self.settings.named_servers else ""
                 if not self.settings.named_servers:  # one default server at a time; files stay behind
                     for earlier, _ in running:
                         self.hub.stop(user, earlier.server_name)
@@ -312,7 +349,7 @@ class Verifier:
                 self._cleanup(running[-1][1])
             for result, _ in running:
                 self.hub.stop(user, result.server_name, remove=True)
-        pulls = self.kube.image_pulls() if self.kube else None
+        pulls = user_image_pulls(self.kube.image_pulls(), self.settings.profiles) if self.kube else None
         return self._report(results, pulls)
 
     def _start(self, user: str, result: ProfileResult) -> ServerClient | None:
@@ -333,9 +370,7 @@ class Verifier:
         result.start_s = time.monotonic() - start
         return self.hub.server_client(model)
 
-    def _check(
-        self, user: str, result: ProfileResult, server: ServerClient, earlier: list[ProfileResult]
-    ) -> None:
+    def _check(self, user: str, result: ProfileResult, server: ServerClient, earlier: list[ProfileResult]) -> None:
         profile = result.profile
         try:
             result.facts = server.execute(PROBE_CODE).json_line("VERIFY_PROBE")
@@ -357,8 +392,8 @@ class Verifier:
         if profile.image and profile.image not in (facts.get("image") or ""):
             result.problems.append(f"expected image {profile.image}, the server runs {facts.get('image')}")
 
-        path = f"{self.folder}/{profile.slug}.ipynb"
-        notebook = _probe_notebook(self.run_id, profile.slug)
+        path = f"{self.folder}/{profile.label}.ipynb"
+        notebook = _probe_notebook(self.run_id, profile.label)
         try:
             server.make_dirs(self.folder)
             result.save_s = server.save_notebook(path, notebook)
@@ -368,11 +403,11 @@ class Verifier:
         for other in earlier:
             if other is result or not other.saved_path:
                 continue
-            expected = _probe_notebook(self.run_id, other.profile.slug)["cells"][0]["source"]
+            expected = _probe_notebook(self.run_id, other.profile.label)["cells"][0]["source"]
             seconds = self._wait_readable(server, other.saved_path, expected)
             if seconds is None:
                 result.problems.append(
-                    f"{other.saved_path} (saved by profile {other.profile.slug}) not readable here "
+                    f"{other.saved_path} (saved by profile {other.profile.label}) not readable here "
                     f"within {CROSS_READ_WAIT_S:.0f} s"
                 )
             else:
@@ -390,16 +425,16 @@ class Verifier:
 
     def _cleanup(self, server: ServerClient) -> None:
         """Remove this run's probe files and folder (best effort: a failure here is not a finding)."""
-        paths = [f"{self.folder}/{p.slug}.ipynb" for p in self.settings.profiles] + [self.folder]
+        paths = [f"{self.folder}/{p.label}.ipynb" for p in self.settings.profiles] + [self.folder]
         for path in paths:
             with contextlib.suppress(HubError, OSError):
                 server.delete(path)
 
     def _report(self, results: list[ProfileResult], pulls: dict[str, float] | None) -> Report:
         rows: list[Row] = []
-        problems = [f"{r.profile.slug}: {p}" for r in results for p in r.problems]
+        problems = [f"{r.profile.label}: {p}" for r in results for p in r.problems]
         for r in results:
-            slug = r.profile.slug
+            slug = r.profile.label
             image = r.facts.get("image") or "image n/a"
             if r.start_s is not None:
                 rows.append(
@@ -455,9 +490,7 @@ class Verifier:
         if pulls is None:
             rows.append(Row("image pull", f"< {IMAGE_PULL_TARGET_S:.0f} s", "n/a", None, "no kube context"))
         elif not pulls:
-            rows.append(
-                Row("image pull", f"< {IMAGE_PULL_TARGET_S:.0f} s", "n/a", None, "no Pulled events kept")
-            )
+            rows.append(Row("image pull", f"< {IMAGE_PULL_TARGET_S:.0f} s", "n/a", None, "no Pulled events kept"))
         else:
             for image, seconds in sorted(pulls.items()):
                 rows.append(

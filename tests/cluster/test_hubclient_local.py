@@ -6,8 +6,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from conftest import LocalHub
 from hubclient import HubClient, HubError
+from localhub import LocalHub
 from postdeploy import Profile, Settings, Verifier
 
 

@@ -38,9 +38,7 @@ def kernel_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def user_env(
-    tmp_path: Path, kernel_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[dict[str, Path]]:
+def user_env(tmp_path: Path, kernel_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Path]]:
     """Environment of a CPU user pod: notebooks and scratch dirs, no GPU, no hub access."""
     notebooks_dir = tmp_path / "home" / "notebooks"
     scratch_dir = tmp_path / "home" / "scratch"
@@ -109,3 +107,21 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ]
     path.write_text("\n".join(json.dumps(r) for r in rows * 2) + "\n")
     return path
+
+
+@pytest.fixture
+def hide_modules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Make packages absent in the notebook's kernel, like an image built without them.
+
+    A ``sitecustomize`` on the kernel's PYTHONPATH puts ``None`` in ``sys.modules`` for each name, so
+    ``import`` raises ImportError and ``importlib.util.find_spec`` returns None, as for a missing package.
+    """
+
+    def hide(*names: str) -> None:
+        site_dir = tmp_path / "hidden-modules"
+        site_dir.mkdir(exist_ok=True)
+        lines = ["import sys", *(f"sys.modules[{name!r}] = None" for name in names)]
+        (site_dir / "sitecustomize.py").write_text("\n".join(lines) + "\n")
+        monkeypatch.setenv("PYTHONPATH", str(site_dir))
+
+    return hide

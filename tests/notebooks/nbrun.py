@@ -13,9 +13,7 @@ NOTEBOOKS = REPO / "notebooks"
 KERNEL_NAME = "gpu-jupyterhub-test-python"
 
 
-def run_notebook(
-    name: str, params: dict[str, object], cwd: Path, timeout: int = 240
-) -> nbformat.NotebookNode:
+def run_notebook(name: str, params: dict[str, object], cwd: Path, timeout: int = 240) -> nbformat.NotebookNode:
     """Execute notebooks/<name> with a cell of overrides after its `parameters` cell, like papermill."""
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     if params:
@@ -23,9 +21,7 @@ def run_notebook(
         cell = nbformat.v4.new_code_cell("\n".join(f"{k} = {v!r}" for k, v in params.items()))
         cell.metadata["tags"] = ["injected-parameters"]
         nb.cells.insert(index + 1, cell)
-    client = NotebookClient(
-        nb, timeout=timeout, kernel_name=KERNEL_NAME, resources={"metadata": {"path": str(cwd)}}
-    )
+    client = NotebookClient(nb, timeout=timeout, kernel_name=KERNEL_NAME, resources={"metadata": {"path": str(cwd)}})
     client.execute()
     return nb
 

@@ -6,6 +6,8 @@ import json
 import math
 from pathlib import Path
 
+import pytest
+from nbclient.exceptions import CellExecutionError
 from nbrun import output_text, result_of, run_notebook
 
 
@@ -78,3 +80,29 @@ def test_fine_tuning_trains_saves_and_reloads_a_lora_adapter(
     assert f"reloaded adapter onto {tiny_model}" in output_text(nb)
     # checkpoints went to scratch, not to the network volume
     assert (user_env["scratch"] / "checkpoints").is_dir()
+
+
+def test_gpu_check_on_an_image_without_torch(user_env: dict[str, Path], hide_modules) -> None:
+    hide_modules("torch")  # jupyter-ml-cpu ships without PyTorch
+    nb = run_notebook("gpu_check.ipynb", {"CPU_MATMUL_SIZE": 128, "ITERATIONS": 3}, user_env["tmp"])
+    result = result_of(nb, "GPU_CHECK_RESULT")
+    assert (result["device"], result["backend"]) == ("cpu", "numpy")
+    assert result["tflops"]["fp32"] > 0
+    assert "PyTorch is not installed in this image" in output_text(nb)
+
+
+@pytest.mark.parametrize(
+    ("notebook", "hidden", "advice"),
+    [
+        ("fine_tuning_quickstart.ipynb", ("peft",), "needs peft, which this image lacks"),
+        ("agent_development.ipynb", ("langchain",), "needs langchain: start the 'Agent Development' profile"),
+    ],
+)
+def test_missing_packages_get_a_clear_message(
+    user_env: dict[str, Path], hide_modules, notebook: str, hidden: tuple[str, ...], advice: str
+) -> None:
+    hide_modules(*hidden)
+    with pytest.raises(CellExecutionError) as failure:
+        run_notebook(notebook, {}, user_env["tmp"])
+    assert "ModuleNotFoundError" in str(failure.value)
+    assert advice in str(failure.value)

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Install configurable-http-proxy (JupyterHub's proxy) into the git-ignored .work/chp, so the
+# tests in tests/cluster can run a real local JupyterHub. Idempotent; needs node >= 20 and npm.
+# Usage: bash scripts/notebooks/install-chp.sh   (prints the path of the installed binary)
+set -euo pipefail
+CHP_VERSION="${CHP_VERSION:-5.3.0}"
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+prefix="$root/.work/chp"
+bin="$prefix/node_modules/.bin/configurable-http-proxy"
+if [[ -x "$bin" ]] && [[ "$("$bin" --version 2>/dev/null)" == "$CHP_VERSION" ]]; then
+  echo "$bin"
+  exit 0
+fi
+command -v npm >/dev/null || { echo "npm not found: install Node.js >= 20 and npm (Debian: apt-get install -y nodejs npm)" >&2; exit 1; }
+mkdir -p "$prefix"
+npm install --prefix "$prefix" --no-audit --no-fund --loglevel=error "configurable-http-proxy@$CHP_VERSION" >&2
+"$bin" --version >&2
+echo "$bin"

@@ -1,0 +1,112 @@
+"""A real JupyterHub 5.5 on 127.0.0.1 with a local-process spawner, to test the verification client on."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+CHP_INSTALLER = REPO / "scripts" / "notebooks" / "install-chp.sh"
+
+HUB_CONFIG = """
+import os
+
+c = get_config()  # noqa: F821
+c.JupyterHub.ip = "127.0.0.1"
+c.JupyterHub.port = {port}
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = {hub_port}
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
+c.ConfigurableHTTPProxy.command = [{chp!r}]
+c.ConfigurableHTTPProxy.pid_file = {workdir!r} + "/proxy.pid"
+c.JupyterHub.db_url = "sqlite:///" + {workdir!r} + "/jupyterhub.sqlite"
+c.JupyterHub.cookie_secret_file = {workdir!r} + "/cookie_secret"
+c.JupyterHub.pid_file = {workdir!r} + "/jupyterhub.pid"
+c.JupyterHub.allow_named_servers = True
+c.JupyterHub.authenticator_class = "dummy"
+c.Authenticator.allow_all = True
+c.JupyterHub.services = [{{"name": "provisioner", "api_token": {admin_token!r}}}]
+c.JupyterHub.load_roles = [{{"name": "admin", "services": ["provisioner"]}}]
+
+c.JupyterHub.spawner_class = "simple"
+c.SimpleLocalProcessSpawner.home_dir_template = {workdir!r} + "/homes/{{username}}"
+c.Spawner.notebook_dir = {workdir!r} + "/homes/{{username}}/notebooks"
+c.Spawner.cmd = [{singleuser!r}]
+c.Spawner.args = ["--ServerApp.allow_root=True"]  # CI runs as root
+c.Spawner.ip = "127.0.0.1"
+c.Spawner.start_timeout = 90
+c.Spawner.http_timeout = 90
+c.Spawner.default_url = "/tree"
+
+
+def _home(spawner):
+    return os.path.join({workdir!r}, "homes", spawner.user.name)
+
+
+def pre_spawn_hook(spawner):
+    # As on the cluster: persistent notebooks and scratch dirs; an unknown profile slug fails the spawn.
+    if spawner.user_options.get("profile") == "broken":
+        raise ValueError("unknown profile 'broken'")
+    for sub in ("notebooks", "scratch"):
+        os.makedirs(os.path.join(_home(spawner), sub), exist_ok=True)
+
+
+c.Spawner.pre_spawn_hook = pre_spawn_hook
+c.Spawner.environment = {{
+    "GPU_JUPYTERHUB_NOTEBOOKS_DIR": lambda s: os.path.join(_home(s), "notebooks"),
+    "GPU_JUPYTERHUB_SCRATCH_DIR": lambda s: os.path.join(_home(s), "scratch"),
+    "GPU_JUPYTERHUB_PROFILE": lambda s: s.user_options.get("profile", ""),
+    # stands in for the node a pod lands on: chosen by a node-selection user option, as on the cluster
+    "NODE_NAME": lambda s: s.user_options.get("node", "local-node"),
+    "NVIDIA_VISIBLE_DEVICES": "void",
+    "CUDA_VISIBLE_DEVICES": "",
+}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def chp_binary() -> str:
+    """configurable-http-proxy: $CONFIGURABLE_HTTP_PROXY, or .work/chp (the script installs it if missing)."""
+    if os.environ.get("CONFIGURABLE_HTTP_PROXY"):
+        return os.environ["CONFIGURABLE_HTTP_PROXY"]
+    local = REPO / ".work" / "chp" / "node_modules" / ".bin" / "configurable-http-proxy"
+    if not local.exists():
+        done = subprocess.run(["bash", str(CHP_INSTALLER)], capture_output=True, text=True, timeout=300)
+        if done.returncode != 0 or not local.exists():
+            pytest.fail(
+                f"configurable-http-proxy is missing and `bash {CHP_INSTALLER}` failed (needs node >= 20 "
+                f"and npm):\n{done.stderr[-2000:]}",
+                pytrace=False,
+            )
+    return str(local)
+
+
+@dataclass
+class LocalHub:
+    """A running hub: its URL, an admin (service) token, and helpers to make test users."""
+
+    url: str
+    admin_token: str
+    log: Path
+
+    def admin(self, method: str, path: str, **kwargs: object) -> requests.Response:
+        headers = {"Authorization": f"token {self.admin_token}"}
+        response = requests.request(method, f"{self.url}hub/api/{path}", headers=headers, timeout=30, **kwargs)
+        response.raise_for_status()
+        return response
+
+    def new_user(self, name: str) -> str:
+        """Create a user and return an API token of that user's own (what the cluster check is given)."""
+        self.admin("POST", f"users/{name}")
+        return self.admin("POST", f"users/{name}/tokens", json={"note": "verify tests"}).json()["token"]
