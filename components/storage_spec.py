@@ -23,9 +23,10 @@ VOLUME_NAME = "jupyterhub-notebooks"
 SERVER_CONFIG_PATH = "/etc/jupyter/jupyter_server_config.json"
 
 
-def user_environment() -> dict[str, str]:
-    """Environment of every user pod: where things live, and SQLite files on local disk."""
+def user_environment() -> dict[str, Any]:
+    """Environment of every user pod: where things live, SQLite files on local disk, the node's name."""
     return {
+        "NODE_NAME": {"valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
         "GPU_JUPYTERHUB_NOTEBOOKS_DIR": NOTEBOOKS_DIR,
         "GPU_JUPYTERHUB_SCRATCH_DIR": SCRATCH_DIR,
         "IPYTHONDIR": f"{HOME}/.ipython",

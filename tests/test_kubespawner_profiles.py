@@ -69,6 +69,8 @@ def check_pod(pod: dict[str, Any], profile: dict[str, Any], opts: dict[str, Any]
     assert mounts["/home/jovyan/notebooks"]["subPath"] == "alice"
     assert "/home/jovyan/scratch" in mounts and "/dev/shm" in mounts
     assert e["IPYTHONDIR"].startswith("/home/jovyan/.") and e["JUPYTER_DATA_DIR"].startswith("/home/jovyan/.")
+    env_specs = {x["name"]: x for x in container["env"]}
+    assert env_specs["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
     assert "/etc/jupyter/jupyter_server_config.json" in mounts, "file-ID and collaboration stores pinned locally"
     assert e["JUPYTERHUB_DEFAULT_URL"] == "/lab/tree/notebooks", "the server opens in the notebooks directory"
     sc = container["securityContext"]
