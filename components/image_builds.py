@@ -46,6 +46,8 @@ class ImageBuildsArgs:
     version: str = "0.0.0-dev"
     source: str = "gpu-jupyterhub"
     platform: str = "linux/amd64"
+    # Network of the RUN steps ("host" where the builder's default bridge has no egress).
+    build_network: str | None = None
     specs: tuple[ImageSpec, ...] = IMAGE_SPECS
 
 
@@ -112,6 +114,7 @@ class ImageBuilds(pulumi.ComponentResource):
                         },
                         builder_version=docker.BuilderVersion.BUILDER_BUILD_KIT,
                         platform=args.platform,
+                        network=args.build_network,
                     ),
                     registry=registry,
                     opts=pulumi.ResourceOptions(

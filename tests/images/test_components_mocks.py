@@ -155,6 +155,29 @@ def test_given_refs_pass_through_without_builds(mocks: Mocks):
     return comp.refs.apply(check)
 
 
+class PreviewMocks(Mocks):
+    """As in a real preview: the provider does not build, so repo digests are unknown."""
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        with self.lock:
+            self.created.append(args)
+        return f"{args.name}-id", dict(args.inputs)
+
+
+@pulumi.runtime.test
+def test_preview_leaves_derived_base_unknown_without_failing():
+    mocks = PreviewMocks()
+    pulumi.runtime.set_mocks(mocks, project="gpu-jupyterhub", stack="test", preview=True)
+    comp = _builds()
+
+    def check(_: Any) -> None:
+        names = {r.name for r in mocks.of_type("docker:index/image:Image")}
+        # the root images are registered; derived ones wait for their base's digest
+        assert {"images-jupyter-ml-cpu", "images-jupyter-ml-gpu"} <= names
+
+    return pulumi.Output.all(*[img.urn for img in comp.images.values()]).apply(check)
+
+
 def test_given_refs_must_be_digest_pinned(mocks: Mocks) -> None:
     given = {n: f"{REGISTRY}/jupyter/{n}@sha256:" + "c" * 64 for n in build_order()}
     given["jupyter-fine-tuning"] = f"{REGISTRY}/jupyter/jupyter-fine-tuning:latest"

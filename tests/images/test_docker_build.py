@@ -22,7 +22,7 @@ import pytest
 
 from tests.images import docker_env as de
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
+pytestmark = pytest.mark.docker
 
 CPU_IMPORTS = (
     "numpy pandas scipy matplotlib seaborn sklearn plotly transformers datasets mlflow pyarrow "
@@ -64,7 +64,8 @@ def docker_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def pushed(env: de.DockerEnv, docker_config: Path) -> Iterator[dict[str, Pushed]]:
     """Build, push, forget locally; yields the pushed digests. Cleans up its local tags."""
     run = uuid.uuid4().hex[:8]
-    project = f"gpu-jupyterhub-test-{run}"
+    # one repository per image across runs (layers dedupe in the registry); the tag is per run
+    project = "gpu-jupyterhub-test"
     version = f"0.0.0-test.{run}"
     de.login(env, docker_config)
     out: dict[str, Pushed] = {}

@@ -22,8 +22,6 @@ import pytest
 from tests.images.docker_env import IMAGES
 from tests.images.test_dockerfiles import chain
 
-pytestmark = pytest.mark.slow
-
 ENTRY = re.compile(r"\n(?=[A-Za-z0-9])")
 HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})")
 

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Regenerate the hash-locked requirements.txt of images from their requirements.in.
+#   images/lock.sh                      all, bases first
+#   images/lock.sh jupyter-ml-gpu ...   only these (give bases before derived images)
+# Each lock is constrained by the locks below it in the FROM chain (-c lines in the .in
+# files), so a derived image never changes a package its base installed.
+# The target is the images' interpreter, not this machine's: Debian bookworm's Python
+# 3.11.2 on x86_64 glibc 2.36, wheels only. uv can resolve for another Python and
+# platform (pip-compile cannot); it runs from a private venv under
+# $GPU_JUPYTERHUB_WORK_DIR (default .work/) and uses the default package index.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+work="${GPU_JUPYTERHUB_WORK_DIR:-$here/../.work}"
+venv="$work/lock-venv"
+uv_version="0.13.9"
+if [[ ! -x "$venv/bin/uv" ]] || [[ "$("$venv/bin/uv" --version)" != "uv $uv_version"* ]]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet "uv==$uv_version"
+fi
+if (($#)); then
+  images=("$@")
+else
+  images=(common jupyter-ml-cpu jupyter-agent-dev jupyter-ml-gpu jupyter-fine-tuning)
+fi
+for name in "${images[@]}"; do
+  echo "locking $name" >&2
+  (cd "$here/$name" && "$venv/bin/uv" pip compile requirements.in \
+    --output-file requirements.txt \
+    --generate-hashes \
+    --python-version 3.11.2 \
+    --python-platform x86_64-manylinux_2_36 \
+    --only-binary :all: \
+    --custom-compile-command "images/lock.sh $name" \
+    --quiet)
+done
