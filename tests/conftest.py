@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -65,3 +67,15 @@ def prebuilt_config() -> dict[str, Any]:
 
 def nodes_json(scenario: str) -> str:
     return json.dumps(SCENARIOS[scenario])
+
+
+def plan_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """The plan command as a user runs it, from the repository root."""
+    return subprocess.run([sys.executable, "-m", "components.plan", *args], cwd=ROOT, capture_output=True, text=True)
+
+
+def plan_values(stack_file: str | Path, nodes: str | Path) -> dict[str, Any]:
+    """``plan --output values`` parsed; fails the test on a non-zero exit."""
+    out = plan_cli("--stack-file", str(stack_file), "--nodes", str(nodes), "--output", "values")
+    assert out.returncode == 0, out.stderr
+    return yaml.safe_load(out.stdout)

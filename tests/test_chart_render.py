@@ -8,15 +8,12 @@ chart cannot be downloaded in CI.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import plan_values
 from tests.k8s import validate
 
 CHART_DIR = os.environ.get("GPU_JUPYTERHUB_CHART_DIR")
@@ -25,33 +22,12 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def plan_values(nodes: str) -> dict[str, Any]:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "components.plan",
-            "--stack-file",
-            "Pulumi.dev.yaml",
-            "--nodes",
-            f"tests/fixtures/nodes/{nodes}.json",
-            "--output",
-            "values",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return yaml.safe_load(out.stdout)
-
-
 @pytest.mark.parametrize("nodes", ["mixed", "mig", "nogpu", "large-300"])
 def test_chart_renders_and_every_object_validates(nodes: str) -> None:
     helm = pytest.importorskip("helm_python", reason="helm-python-sdk is built for x86_64 Linux only")
     chart = helm.Chart.load(Path(CHART_DIR))  # type: ignore[arg-type]
     assert chart.version in ("4.4.0", "0.0.1-set.by.chartpress")
-    values = plan_values(nodes)
+    values = plan_values("Pulumi.dev.yaml", f"tests/fixtures/nodes/{nodes}.json")
     chart.validate_schema(values)
     rendered = chart.render(values, name="jupyterhub", namespace="jupyterhub", is_install=True)
     manifests = [text for path, text in rendered.items() if path.endswith((".yaml", ".yml"))]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,17 +11,13 @@ import yaml
 
 from components.config import ConfigError, load_stack_file, parse_config
 from components.config_reference import markdown_table
-from tests.conftest import ROOT, nodes_json
+from tests.conftest import ROOT, nodes_json, plan_cli
 
 
 def stack_file(tmp_path: Path, config: dict[str, Any]) -> Path:
     path = tmp_path / "Pulumi.test.yaml"
     path.write_text(yaml.safe_dump({"config": {f"gpu-jupyterhub:{k}": v for k, v in config.items()}}))
     return path
-
-
-def plan(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "components.plan", *args], cwd=ROOT, capture_output=True, text=True)
 
 
 def test_dev_stack_file_is_valid() -> None:
@@ -39,7 +33,7 @@ def test_typo_wrong_type_and_missing_key_exit_2_naming_all(base_config: dict[str
     del cfg["kubeContext"]  # missing required key
     nodes = tmp_path / "nodes.json"
     nodes.write_text(nodes_json("mixed"))
-    result = plan("--stack-file", str(stack_file(tmp_path, cfg)), "--nodes", str(nodes))
+    result = plan_cli("--stack-file", str(stack_file(tmp_path, cfg)), "--nodes", str(nodes))
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and result.stdout == ""
     for expected in (
@@ -97,7 +91,7 @@ def test_bad_inputs_of_plan_exit_2(base_config: dict[str, Any], tmp_path: Path) 
     (tmp_path / "broken.yaml").write_text("config: [unclosed")
     cases.append(("--stack-file", str(tmp_path / "broken.yaml"), "--nodes", str(bad_nodes)))
     for args in cases:
-        result = plan(*args)
+        result = plan_cli(*args)
         assert result.returncode == 2, args
         assert result.stderr.startswith("error: ") and result.stderr.count("\n") >= 1
         assert "Traceback" not in result.stderr

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +15,7 @@ from pulumi.runtime.rpc import UNKNOWN
 from components.config import parse_config
 from components.nodes import parse_nodes
 from components.values import build_values
-from tests.conftest import GIVEN_REFS, ROOT, SECRETS, nodes_json
+from tests.conftest import GIVEN_REFS, SECRETS, nodes_json, plan_values
 from tests.k8s import manifest_from_inputs, validate
 from tests.program import FAKE_DIGEST, SECRET_SIG, Run, plain_strings, run_program
 
@@ -93,24 +91,7 @@ def test_release_values_equal_the_plan_command(prebuilt_config: dict[str, Any], 
     stack_file.write_text(yaml.safe_dump({"config": config}))
     nodes = tmp_path / "nodes.json"
     nodes.write_text(nodes_json("mixed"))
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "components.plan",
-            "--stack-file",
-            str(stack_file),
-            "--nodes",
-            str(nodes),
-            "--output",
-            "values",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert yaml.safe_load(out.stdout) == release_values
+    assert plan_values(stack_file, nodes) == release_values
     # and byte-identical to the pure function's rendering
     cfg = parse_config(prebuilt_config)
     direct = build_values(cfg, parse_nodes(nodes_json("mixed")), GIVEN_REFS)

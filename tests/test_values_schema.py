@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from components.config import parse_config
 from components.nodes import parse_nodes
 from components.values import build_values
-from tests.conftest import BASE_CONFIG, GIVEN_REFS
+from tests.conftest import BASE_CONFIG, GIVEN_REFS, plan_values
 from tests.fixtures.nodefactory import SCENARIOS, node, node_list
 
 Z2JH = Path(__file__).resolve().parents[2] / "shared" / "z2jh"
@@ -102,26 +102,4 @@ def test_any_node_list_gives_valid_values(nodes: list[dict[str, Any]]) -> None:
 
 
 def test_dev_stack_plan_validates() -> None:
-    import subprocess
-    import sys
-
-    from tests.conftest import ROOT
-
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "components.plan",
-            "--stack-file",
-            "Pulumi.dev.yaml",
-            "--nodes",
-            "tests/fixtures/nodes/mixed.json",
-            "--output",
-            "values",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    validate(yaml.safe_load(out.stdout))
+    validate(plan_values("Pulumi.dev.yaml", "tests/fixtures/nodes/mixed.json"))
