@@ -6,11 +6,13 @@ from typing import Any
 
 import kubernetes_validate
 
-K8S_VERSION = "1.30"
+# the oldest Kubernetes we support and a current one: an object must be valid on both
+K8S_VERSIONS = ("1.28", "1.33")
 
 
 def validate(manifest: dict[str, Any]) -> None:
-    kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
+    for version in K8S_VERSIONS:
+        kubernetes_validate.validate(manifest, version, strict=True)
 
 
 def manifest_from_inputs(typ: str, inputs: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import yaml
 
 from components.config import ConfigError, load_stack_file, parse_config
 from components.config_reference import markdown_table
-from tests.conftest import ROOT, nodes_json, plan_cli
+from tests.conftest import GIVEN_REFS, ROOT, SECRETS, nodes_json, plan_cli
 
 
 def stack_file(tmp_path: Path, config: dict[str, Any]) -> Path:
@@ -103,3 +103,16 @@ def test_readme_config_reference_is_in_sync() -> None:
     assert start in readme and end in readme
     current = readme.split(start, 1)[1].split(end, 1)[0].strip()
     assert current == markdown_table().strip(), "run: python -m components.config_reference --write"
+
+
+def test_plan_never_prints_secrets(base_config: dict[str, Any], tmp_path: Path) -> None:
+    """Even secrets written in clear into a stack file (a mistake) never reach the plan's output."""
+    cfg = copy.deepcopy(base_config)
+    cfg["images"] = {"build": False, "refs": dict(GIVEN_REFS)}
+    nodes = tmp_path / "nodes.json"
+    nodes.write_text(nodes_json("mixed"))
+    for output in ("values", "table", "json"):
+        result = plan_cli("--stack-file", str(stack_file(tmp_path, cfg)), "--nodes", str(nodes), "--output", output)
+        assert result.returncode == 0, result.stderr
+        for secret in SECRETS.values():
+            assert secret not in result.stdout + result.stderr
