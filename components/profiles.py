@@ -26,6 +26,7 @@ from components.nodes import GPU_RESOURCE, GpuInfo, Inventory, NodeInfo
 from components.storage_spec import shared_code_mounts
 
 HOSTNAME_LABEL = "kubernetes.io/hostname"
+ANY_NODE = "*"  # the node option's "any node" key: never a valid node name, so it cannot collide with one
 # z2jh's scheduling.userPods.tolerations defaults; a profile that sets tolerations replaces the list.
 USER_POD_TOLERATIONS: tuple[dict[str, str], ...] = (
     {"effect": "NoSchedule", "key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user"},
@@ -348,6 +349,7 @@ def _class_profile(
             for i, (r, _n) in enumerate(gpu.mig_resources)
         }
         kind = "MIG " + ", ".join(r.removeprefix("nvidia.com/mig-") for r, _ in gpu.mig_resources)
+        short = "mig-" + "-".join(r.removeprefix("nvidia.com/mig-") for r, _ in gpu.mig_resources)
     else:
         gpu_choices = {
             str(n): {
@@ -358,8 +360,9 @@ def _class_profile(
             for n in range(1, gpu.max_per_user + 1)
         }
         kind = f"up to {gpu.max_per_user} per server" + (", time-sliced" if gpu.shared else "")
+        short = "shared" if gpu.shared else f"x{gpu.max_per_user}"
     node_choices: dict[str, Any] = {
-        "any": {
+        ANY_NODE: {
             "display_name": f"Any of {len(nodes)} node(s)",
             "default": True,
             "kubespawner_override": {"node_selector": {HOSTNAME_LABEL: None}},
@@ -370,7 +373,8 @@ def _class_profile(
             "display_name": describe_node(node),
             "kubespawner_override": {"node_selector": {HOSTNAME_LABEL: node.name}},
         }
-    slug = _slug(f"gpu {product} {_gib(gpu.memory_mib)} {kind}")
+    memory = f"{round(gpu.memory_mib / 1024)}gib" if gpu.memory_mib else "unknown-memory"
+    slug = _slug(f"gpu {product} {memory} {short}")
     return {
         "display_name": f"{product}, {_gib(gpu.memory_mib)} ({kind})",
         "slug": slug,

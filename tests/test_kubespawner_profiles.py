@@ -10,6 +10,7 @@ import pytest
 
 from components.config import parse_config
 from components.nodes import parse_nodes
+from components.profiles import ANY_NODE
 from components.values import build_values
 from tests.conftest import BASE_CONFIG, GIVEN_REFS, nodes_json
 from tests.spawner import pods
@@ -60,9 +61,9 @@ def check_pod(pod: dict[str, Any], profile: dict[str, Any], opts: dict[str, Any]
         assert not any(t.get("key") == "nvidia.com/gpu" for t in tolerations)
         assert container["image"] in (GIVEN_REFS["jupyter-ml-cpu"], GIVEN_REFS["jupyter-agent-dev"])
     selector = spec.get("nodeSelector") or {}
-    picked_node = opts.get("node") not in (None, "any") or opts.get("sharedCode") == "on"
+    picked_node = opts.get("node") not in (None, ANY_NODE) or opts.get("sharedCode") == "on"
     assert ("kubernetes.io/hostname" in selector) == picked_node
-    if opts.get("node") not in (None, "any"):
+    if opts.get("node") not in (None, ANY_NODE):
         assert selector["kubernetes.io/hostname"] == opts["node"]
     # storage on every pod: per-user sub-directory, scratch, shm, local SQLite state
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
@@ -192,11 +193,11 @@ def test_large_cluster_every_profile_and_option_kind() -> None:
         opts = profile.get("profile_options", {})
         for choice in opts.get("gpus", {}).get("choices", {}):
             options.append({"profile": profile["slug"], "gpus": choice})
-        nodes = [n for n in opts.get("node", {}).get("choices", {}) if n != "any"]
+        nodes = [n for n in opts.get("node", {}).get("choices", {}) if n != ANY_NODE]
         for n in nodes[:1] + nodes[-1:]:
             options.append({"profile": profile["slug"], "node": n})
     profiles = {p["slug"]: p for p in values["singleuser"]["profileList"]}
     named = {n for p in profiles.values() for n in p.get("profile_options", {}).get("node", {}).get("choices", {})}
-    assert len(named - {"any"}) == 150, "every GPU node is reachable by name"
+    assert len(named - {ANY_NODE}) == 150, "every GPU node is reachable by name"
     for opts, pod in zip(options, pods(values, options), strict=True):
         check_pod(pod, profiles[opts["profile"]], opts)

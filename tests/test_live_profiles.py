@@ -12,6 +12,7 @@ import pytest
 
 from components.config import parse_config
 from components.nodes import parse_nodes
+from components.profiles import ANY_NODE
 from components.values import build_values
 from tests.conftest import BASE_CONFIG, GIVEN_REFS
 from tests.fixtures.nodefactory import SCENARIOS
@@ -82,7 +83,7 @@ def test_free_and_total_per_node_and_full_nodes_hidden() -> None:
     choices = rtx["profile_options"]["node"]["choices"]
     assert "gpu-node-2" not in choices, "full node hidden"
     assert choices["gpu-node-3"]["display_name"].endswith("- 1/2 free")
-    assert choices["any"]["display_name"].endswith("- 1 free")
+    assert choices[ANY_NODE]["display_name"].endswith("- 1 free")
     auto = next(p for p in profiles if p["slug"] == "gpu")
     assert auto["display_name"].endswith("2 GPU(s) free now")  # gpu-node-1 (1) + gpu-node-3 (1)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -138,3 +139,11 @@ def test_malformed_nodes_never_crash(path: list[str], value: Any, junk: list[Any
     for skipped in inventory.skipped:
         assert skipped.reason
     render(doc)  # and profiles, values and table still build
+
+
+def test_fixture_files_match_their_generator() -> None:
+    """The JSON node lists the plan tests and the README use are what nodefactory.py generates."""
+    folder = Path(__file__).parent / "fixtures" / "nodes"
+    assert sorted(p.stem for p in folder.glob("*.json")) == sorted(SCENARIOS)
+    for name, document in SCENARIOS.items():
+        assert json.loads((folder / f"{name}.json").read_text()) == document, name
