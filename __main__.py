@@ -161,7 +161,8 @@ def main() -> None:
         opts=pulumi.ResourceOptions(providers=[provider], depends_on=[namespace, storage, pull_secret]),
     )
 
-    profile_plan = build_profiles(cfg, inventory, {n: "(pending)" for n in (s.name for s in IMAGE_SPECS)})
+    # Names and nodes do not depend on image digests: known in a preview too, unlike the values.
+    profile_plan = build_profiles(cfg, inventory, {s.name: "(pending)" for s in IMAGE_SPECS})
     pulumi.export("hub_url", hub.url)
     pulumi.export("profiles", [p["display_name"] for p in profile_plan.profiles])
     pulumi.export("gpu_nodes", profile_plan.gpu_nodes)
