@@ -16,7 +16,7 @@ import pulumi_kubernetes as k8s
 from components.config import ConfigError, StackConfig, load_pulumi_config
 from components.hub import JupyterHub, JupyterHubArgs
 from components.image_builds import ImageBuilds, ImageBuildsArgs, RegistryPullSecret, RegistryPullSecretArgs
-from components.image_specs import IMAGE_SPECS
+from components.image_specs import IMAGE_SPECS, gpu_images
 from components.inventory import InventoryError, from_cluster, from_file
 from components.nodes import Inventory
 from components.prepull import PrePuller, PrePullerArgs
@@ -109,7 +109,7 @@ def main() -> None:
         "prepull",
         PrePullerArgs(
             refs=images.ref_outputs,
-            gpu_images={s.name for s in IMAGE_SPECS if s.gpu_required},
+            gpu_images=gpu_images(),
             namespace=cfg.namespace,
             provider=provider,
             pull_secret=PULL_SECRET,

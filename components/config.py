@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from components.image_specs import IMAGE_SPECS
+
 NAMESPACE = "gpu-jupyterhub"
 SECRET_PLACEHOLDER = "[secret]"
 
@@ -275,7 +277,7 @@ class RegistryConfig(_Model):
         return v
 
 
-IMAGE_NAMES = ("jupyter-ml-cpu", "jupyter-ml-gpu", "jupyter-fine-tuning", "jupyter-agent-dev")
+IMAGE_NAMES = tuple(spec.name for spec in IMAGE_SPECS)
 
 
 class ImagesConfig(_Model):
