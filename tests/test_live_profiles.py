@@ -26,7 +26,9 @@ def deployed_values(**patch: Any) -> dict[str, Any]:
 
 def hub_namespace(values: dict[str, Any]) -> dict[str, Any]:
     """Execute hub.extraConfig the way z2jh's jupyterhub_config.py does, with c.KubeSpawner preset."""
-    c = mock.MagicMock()
+    from traitlets.config import Config
+
+    c = Config()  # what jupyterhub_config.py's `c` is
     c.KubeSpawner.profile_list = copy.deepcopy(values["singleuser"]["profileList"])
     ns: dict[str, Any] = {"c": c, "__name__": "jupyterhub_config"}
     exec(values["hub"]["extraConfig"]["20-live-profiles"], ns)
