@@ -150,9 +150,13 @@ def run_program(
     nodes_json: str | None = None,
     fail_kubectl: str | None = None,
     secret_keys: tuple[str, ...] = (),
+    record: Run | None = None,
 ) -> Run:
-    """Execute __main__.py under mocks; raises what the program raises (e.g. pulumi.RunError)."""
-    run = Run()
+    """Execute __main__.py under mocks; raises what the program raises (e.g. pulumi.RunError).
+
+    ``record`` receives what was registered even when the program fails.
+    """
+    run = record if record is not None else Run()
     # asyncio.run() elsewhere in the session leaves no current loop; Pulumi's runtime expects one.
     asyncio.set_event_loop(asyncio.new_event_loop())
     mocks = Mocks(nodes_json, fail_kubectl, preview=preview)

@@ -146,19 +146,28 @@ def test_bad_config_registers_nothing(base_config: dict[str, Any]) -> None:
     cfg["hub"]["hots"] = "x"
     cfg["namespace"] = ["not", "a", "string"]
     del cfg["registry"]["username"]
+    record = Run()
     with pytest.raises(pulumi.RunError) as err:
-        run(cfg)
+        run(cfg, record=record)
     text = str(err.value)
     for key in ("gpu-jupyterhub:hub.hots", "gpu-jupyterhub:namespace", "gpu-jupyterhub:registry.username"):
         assert key in text
     assert "Traceback" not in text
+    assert [r.type for r in record.resources] == ["pulumi:pulumi:Stack"], "nothing half-deployed"
+    assert record.calls == [], "not even the node lookup ran"
 
 
 def test_unreachable_cluster_is_a_clear_error(base_config: dict[str, Any]) -> None:
+    record = Run()
     with pytest.raises(pulumi.RunError, match="kube context 'homelab'"):
         run_program(
-            base_config, nodes_json=None, fail_kubectl="exit status 1: connection refused", secret_keys=SECRET_KEYS
+            base_config,
+            nodes_json=None,
+            fail_kubectl="exit status 1: connection refused",
+            secret_keys=SECRET_KEYS,
+            record=record,
         )
+    assert [r.type for r in record.resources] == ["pulumi:pulumi:Stack"], "nothing half-deployed"
     with pytest.raises(pulumi.RunError, match="not a node list"):
         run_program(base_config, nodes_json="{not json", secret_keys=SECRET_KEYS)
 
