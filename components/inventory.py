@@ -25,16 +25,17 @@ def kubectl_command(context: str, kubeconfig_path: str | None) -> str:
     return shlex.join(parts)
 
 
-def from_file(path: str, base_dir: Path) -> Inventory:
+def from_file(path: str | Path, base_dir: Path, source: str = "gpu-jupyterhub:nodes.file") -> Inventory:
+    """An offline node list; a relative path is taken from ``base_dir``; errors name ``source``."""
     p = Path(path)
     if not p.is_absolute():
         p = base_dir / p
     try:
         return parse_nodes(p.read_text())
     except OSError as e:
-        raise InventoryError(f"gpu-jupyterhub:nodes.file: cannot read {p}: {e.strerror}") from None
+        raise InventoryError(f"{source}: cannot read {p}: {e.strerror}") from None
     except NodeDataError as e:
-        raise InventoryError(f"gpu-jupyterhub:nodes.file: {p}: {e}") from None
+        raise InventoryError(f"{source}: {p}: {e}") from None
 
 
 def from_cluster(context: str, kubeconfig: str | None) -> Inventory:

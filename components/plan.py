@@ -18,7 +18,8 @@ from typing import Any
 import yaml
 
 from components.config import ConfigError, StackConfig, load_stack_file
-from components.nodes import Inventory, NodeDataError, parse_nodes
+from components.inventory import InventoryError, from_file
+from components.nodes import Inventory
 from components.profiles import ProfilePlan, build_profiles
 from components.values import image_refs_for_plan, values_from_plan
 
@@ -38,17 +39,17 @@ def load_inputs(stack_file: Path, nodes_file: Path | None) -> tuple[StackConfig,
         cfg = load_stack_file(data or {})
     except ConfigError as e:
         raise PlanError(f"{stack_file}: {e}") from None
-    path = nodes_file or (Path(cfg.nodes.file) if cfg.nodes.file else None)
-    if path is None:
-        raise PlanError("no node list: pass --nodes FILE (kubectl get nodes -o json) or set gpu-jupyterhub:nodes.file")
-    if not path.is_absolute() and nodes_file is None:
-        path = stack_file.parent / path
     try:
-        inventory = parse_nodes(path.read_text())
-    except OSError as e:
-        raise PlanError(f"cannot read node list {path}: {e.strerror}") from None
-    except NodeDataError as e:
-        raise PlanError(f"{path}: {e}") from None
+        if nodes_file is not None:
+            inventory = from_file(nodes_file, Path.cwd(), source="--nodes")
+        elif cfg.nodes.file:
+            inventory = from_file(cfg.nodes.file, stack_file.parent)
+        else:
+            raise PlanError(
+                "no node list: pass --nodes FILE (kubectl get nodes -o json) or set gpu-jupyterhub:nodes.file"
+            )
+    except InventoryError as e:
+        raise PlanError(str(e)) from None
     return cfg, inventory
 
 
