@@ -13,6 +13,7 @@ from pathlib import Path
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.chart import ChartSource, chart_source
 from components.config import ConfigError, StackConfig, load_pulumi_config
 from components.hub import JupyterHub, JupyterHubArgs
 from components.image_builds import ImageBuilds, ImageBuildsArgs, RegistryPullSecret, RegistryPullSecretArgs
@@ -33,10 +34,11 @@ from components.values import OAUTH_SECRET_KEY, PULL_SECRET, SHARED_PASSWORD_KEY
 ROOT = Path(__file__).parent
 
 
-def load() -> tuple[StackConfig, Inventory]:
-    """Config and node inventory, or a RunError (no traceback, nothing registered)."""
+def load() -> tuple[StackConfig, ChartSource, Inventory]:
+    """Config, chart and node inventory, or a RunError (no traceback, nothing registered)."""
     try:
         cfg = load_pulumi_config()
+        chart = chart_source(cfg.chart, ROOT)
     except ConfigError as e:
         raise pulumi.RunError(str(e)) from None
     try:
@@ -47,7 +49,7 @@ def load() -> tuple[StackConfig, Inventory]:
             inventory = from_cluster(cfg.kubeContext, kubeconfig)
     except InventoryError as e:
         raise pulumi.RunError(str(e)) from None
-    return cfg, inventory
+    return cfg, chart, inventory
 
 
 def auth_secret_data(cfg: StackConfig) -> dict[str, pulumi.Output[str]]:
@@ -60,7 +62,7 @@ def auth_secret_data(cfg: StackConfig) -> dict[str, pulumi.Output[str]]:
 
 
 def main() -> None:
-    cfg, inventory = load()
+    cfg, chart, inventory = load()
     provider = k8s.Provider(
         "k8s",
         context=cfg.kubeContext,
@@ -149,9 +151,7 @@ def main() -> None:
         JupyterHubArgs(
             namespace=ns_name,
             values=values,
-            chart_version=cfg.chart.version,
-            chart_repository=cfg.chart.repository,
-            chart_oci=cfg.chart.oci,
+            chart=chart,
             timeout_seconds=cfg.chart.timeoutSeconds,
             host=cfg.hub.host,
             auth_secrets=auth_secret_data(cfg),

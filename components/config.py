@@ -92,7 +92,19 @@ class ChartConfig(_Model):
         description="OCI chart reference (for example oci://harbor.lab/charts/jupyterhub) for clusters "
         "without internet; replaces `repository`.",
     )
+    path: str | None = Field(
+        None,
+        description="A chart on disk: an unpacked chart directory or a packaged `.tgz` (air-gapped clusters); "
+        "relative to the project directory; replaces `repository` and `oci`. Its Chart.yaml must be the "
+        "jupyterhub chart at `version`.",
+    )
     timeoutSeconds: int = Field(900, ge=60, le=7200, description="How long Helm waits for the release.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ChartConfig:
+        if self.path and self.oci:
+            raise ValueError("set at most one of path (a chart on disk) or oci (an OCI reference)")
+        return self
 
     @field_validator("oci")
     @classmethod
@@ -410,7 +422,12 @@ def _format_error(err: dict[str, Any]) -> str:
         owner = _model_at(loc)
         desc = ""
         if owner is not None and str(loc[-1]) in owner.model_fields:
-            desc = owner.model_fields[str(loc[-1])].description or ""
+            field = owner.model_fields[str(loc[-1])]
+            if field.annotation is SecretStr:
+                return (
+                    f"{key}: required secret is missing; set it with: pulumi config set --secret --path '{key}' <value>"
+                )
+            desc = field.description or ""
         return f"{key}: required key is missing ({desc})" if desc else f"{key}: required key is missing"
     msg = err["msg"].removeprefix("Value error, ")
     got = err.get("input")
@@ -462,7 +479,31 @@ def load_stack_file(data: Mapping[str, Any]) -> StackConfig:
     config = data.get("config") or {}
     if not isinstance(config, Mapping):
         raise ConfigError(["stack file: `config:` must be a mapping of namespace:key to value"])
-    return parse_config(_strip_secure(namespace_keys(config, decode_json=False)))
+    raw = _strip_secure(namespace_keys(config, decode_json=False))
+    return parse_config(_fill_missing_secrets(raw, StackConfig))
+
+
+def _fill_missing_secrets(raw: Any, model: type[BaseModel]) -> Any:
+    """Placeholders for required secrets a stack file does not hold yet: the plan never needs their values
+    (a deploy does, and reports each one missing by name)."""
+    if not isinstance(raw, dict):
+        return raw
+    out = dict(raw)
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        if ann is SecretStr and field.is_required() and name not in out:
+            out[name] = SECRET_PLACEHOLDER
+        sub = next(
+            (
+                a
+                for a in [ann, *(getattr(ann, "__args__", ()) or ())]
+                if isinstance(a, type) and issubclass(a, BaseModel)
+            ),
+            None,
+        )
+        if sub is not None and isinstance(out.get(name), dict):
+            out[name] = _fill_missing_secrets(out[name], sub)
+    return out
 
 
 def load_pulumi_config() -> StackConfig:

@@ -11,6 +11,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.chart import ChartSource
 from components.values import AUTH_SECRET
 
 RELEASE_NAME = "jupyterhub"
@@ -23,9 +24,7 @@ class JupyterHubArgs:
 
     namespace: pulumi.Input[str]
     values: pulumi.Input[dict[str, Any]]
-    chart_version: str
-    chart_repository: str
-    chart_oci: str | None
+    chart: ChartSource
     timeout_seconds: int
     host: str
     auth_secrets: dict[str, pulumi.Input[str]] = field(default_factory=dict)
@@ -69,16 +68,13 @@ class JupyterHub(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[role]),
             )
             depends.append(binding)
-        if args.chart_oci:
-            chart, repo_opts = args.chart_oci, None
-        else:
-            chart, repo_opts = "jupyterhub", k8s.helm.v3.RepositoryOptsArgs(repo=args.chart_repository)
+        repo = args.chart.repository
         release = k8s.helm.v3.Release(
             f"{name}-release",
             name=RELEASE_NAME,
-            chart=chart,
-            version=args.chart_version,
-            repository_opts=repo_opts,
+            chart=args.chart.chart,
+            version=args.chart.version,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repo) if repo else None,
             namespace=args.namespace,
             values=args.values,
             timeout=args.timeout_seconds,

@@ -1,13 +1,14 @@
 """Live node lookup during preview and up, against the same context as the Kubernetes provider.
 
-`command.local.run` is an invoke: it runs on every preview and up (a resource would run once and keep
-stale hardware), and its failure surfaces as a Pulumi error we can rephrase with the context's name.
+kubectl runs in the program itself on every preview and up (a resource would run once and keep stale
+hardware). It used to run through the command provider's `local.run` invoke, which does the same on the same
+machine; calling it directly needs no extra plugin, and its failure is rephrased here with the context's name.
 """
 
 from __future__ import annotations
 
 import os
-import shlex
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -18,11 +19,14 @@ class InventoryError(Exception):
     """The node list could not be read; the message names the context or file."""
 
 
-def kubectl_command(context: str, kubeconfig_path: str | None) -> str:
+KUBECTL_TIMEOUT_SECONDS = 60
+
+
+def kubectl_command(context: str, kubeconfig_path: str | None) -> list[str]:
     parts = ["kubectl", "get", "nodes", "-o", "json", "--request-timeout=30s", f"--context={context}"]
     if kubeconfig_path:
         parts.append(f"--kubeconfig={kubeconfig_path}")
-    return shlex.join(parts)
+    return parts
 
 
 def from_file(path: str | Path, base_dir: Path, source: str = "gpu-jupyterhub:nodes.file") -> Inventory:
@@ -39,9 +43,10 @@ def from_file(path: str | Path, base_dir: Path, source: str = "gpu-jupyterhub:no
 
 
 def from_cluster(context: str, kubeconfig: str | None) -> Inventory:
-    """Run kubectl through the command provider's invoke and parse its output."""
-    import pulumi_command as command
-
+    """List the nodes of ``context`` with kubectl (the kubeconfig secret, if any, via a 0600 temp file)."""
+    hint = (
+        "Check the context and that the cluster is reachable, or set gpu-jupyterhub:nodes.file to an offline node list."
+    )
     tmp: str | None = None
     try:
         if kubeconfig:
@@ -49,17 +54,30 @@ def from_cluster(context: str, kubeconfig: str | None) -> Inventory:
             with os.fdopen(fd, "w") as f:  # 0600 by mkstemp; removed right after the call
                 f.write(kubeconfig)
         try:
-            result = command.local.run(command=kubectl_command(context, tmp))
-        except Exception as e:  # provider or kubectl failure: say which cluster
+            proc = subprocess.run(
+                kubectl_command(context, tmp),
+                capture_output=True,
+                text=True,
+                timeout=KUBECTL_TIMEOUT_SECONDS,
+                check=False,
+            )
+        except FileNotFoundError:
             raise InventoryError(
-                f"cannot list nodes of kube context {context!r} (kubectl get nodes): {e}. "
-                "Check the context and that the cluster is reachable, or set gpu-jupyterhub:nodes.file "
-                "to an offline node list."
+                f"cannot list nodes of kube context {context!r}: kubectl is not on PATH. Install kubectl, or set "
+                "gpu-jupyterhub:nodes.file to an offline node list."
+            ) from None
+        except subprocess.TimeoutExpired:
+            raise InventoryError(
+                f"cannot list nodes of kube context {context!r}: kubectl get nodes did not answer within "
+                f"{KUBECTL_TIMEOUT_SECONDS} s. {hint}"
             ) from None
     finally:
         if tmp:
             os.unlink(tmp)
+    if proc.returncode != 0:
+        detail = (proc.stderr.strip() or f"exit code {proc.returncode}").replace(tmp or "\0", "<kubeconfig>")
+        raise InventoryError(f"cannot list nodes of kube context {context!r} (kubectl get nodes): {detail}. {hint}")
     try:
-        return parse_nodes(result.stdout)
+        return parse_nodes(proc.stdout)
     except NodeDataError as e:
         raise InventoryError(f"kube context {context!r}: kubectl output is not a node list: {e}") from None

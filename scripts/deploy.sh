@@ -13,10 +13,10 @@ command -v pulumi >/dev/null || { echo "deploy.sh: the Pulumi CLI is not install
 [[ -f "Pulumi.$stack.yaml" ]] || { echo "deploy.sh: no Pulumi.$stack.yaml; copy Pulumi.dev.yaml and edit it" >&2; exit 2; }
 : "${PULUMI_CONFIG_PASSPHRASE:?set PULUMI_CONFIG_PASSPHRASE (it encrypts the stack secrets)}"
 : "${GPU_JUPYTERHUB_REGISTRY_PASSWORD:?set GPU_JUPYTERHUB_REGISTRY_PASSWORD (Harbor robot token)}"
-if grep -q "clientSecret:" "Pulumi.$stack.yaml" && [[ -z "${GPU_JUPYTERHUB_OIDC_CLIENT_SECRET:-}" ]]; then
+if grep -Eq "mode: *oidc" "Pulumi.$stack.yaml" && [[ -z "${GPU_JUPYTERHUB_OIDC_CLIENT_SECRET:-}" ]]; then
   echo "deploy.sh: Pulumi.$stack.yaml uses OIDC: set GPU_JUPYTERHUB_OIDC_CLIENT_SECRET" >&2; exit 2
 fi
-if grep -q "sharedPassword:" "Pulumi.$stack.yaml" && [[ -z "${GPU_JUPYTERHUB_SHARED_PASSWORD:-}" ]]; then
+if grep -Eq "mode: *shared-password" "Pulumi.$stack.yaml" && [[ -z "${GPU_JUPYTERHUB_SHARED_PASSWORD:-}" ]]; then
   echo "deploy.sh: Pulumi.$stack.yaml uses a shared password: set GPU_JUPYTERHUB_SHARED_PASSWORD" >&2; exit 2
 fi
 export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://$PWD/.pulumi-state}"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite from a fresh clone: makes .venv, installs what the tests need, starts what they
 # talk to (as root: the Docker engine and a local registry; always: a local configurable-http-proxy for
-# the real JupyterHub the verification client is tested against), then runs ruff and pytest.
+# the real JupyterHub the verification client is tested against), builds or reuses the e2e toolchain when Go
+# is installed (the real Pulumi engine, Kubernetes and KWOK: scripts/e2e/setup.sh; the first build takes
+# 15-25 minutes, later runs reuse ~/.cache/gpu-jupyterhub), then runs ruff and pytest.
 # Extra arguments go to pytest, e.g. scripts/test.sh -k profiles
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +22,18 @@ if [[ -z "${GPU_JUPYTERHUB_SKIP_DOCKER:-}" ]]; then
   fi
 fi
 bash scripts/notebooks/install-chp.sh >/dev/null
+
+# The published z2jh chart, for the chart-render tests and the e2e tier (read-only, beside the checkout).
+if [[ -z "${GPU_JUPYTERHUB_CHART_DIR:-}" && -d ../shared/z2jh/chart/jupyterhub ]]; then
+  export GPU_JUPYTERHUB_CHART_DIR="$PWD/../shared/z2jh/chart/jupyterhub"
+fi
+if command -v go >/dev/null 2>&1; then
+  bash scripts/e2e/setup.sh
+  export GPU_JUPYTERHUB_E2E=required  # built: the e2e tier must run, never skip
+else
+  echo "test.sh: Go is not installed, so the e2e tier (tests/e2e) skips; install Go >= 1.26" \
+       "and run scripts/e2e/setup.sh to enable it" >&2
+fi
 
 .venv/bin/ruff check .
 .venv/bin/python -m pytest "$@"

@@ -7,8 +7,13 @@ as Pulumi secrets (the signature key below) and that no secret appears anywhere 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import runpy
+import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +49,7 @@ class Registered:
 class Run:
     resources: list[Registered] = field(default_factory=list)
     calls: list[dict[str, Any]] = field(default_factory=list)
+    kubectl: list[list[str]] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     output_secret: dict[str, bool] = field(default_factory=dict)
 
@@ -60,9 +66,7 @@ class Run:
 
 
 class Mocks(pulumi.runtime.Mocks):
-    def __init__(self, nodes_json: str | None, fail_kubectl: str | None = None, preview: bool = False) -> None:
-        self.nodes_json = nodes_json
-        self.fail_kubectl = fail_kubectl
+    def __init__(self, preview: bool = False) -> None:
         self.preview = preview
         self.calls: list[dict[str, Any]] = []
 
@@ -78,11 +82,33 @@ class Mocks(pulumi.runtime.Mocks):
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         self.calls.append({"token": args.token, "args": dict(args.args)})
-        if args.token == "command:local:run":
-            if self.fail_kubectl:  # how a provider-side failure reaches the program
-                return {}, [("command", self.fail_kubectl)]
-            return {"stdout": self.nodes_json or "", "stderr": ""}, []
         return {}, []
+
+
+@contextlib.contextmanager
+def fake_kubectl(nodes_json: str | None, fail: str | None) -> Iterator[list[list[str]]]:
+    """A ``kubectl`` first on PATH that records its arguments and prints ``nodes_json`` (or fails with ``fail``).
+
+    The program runs kubectl as a subprocess, so the real lookup code runs; only the binary is fake.
+    """
+    calls: list[list[str]] = []
+    with tempfile.TemporaryDirectory(prefix="fake-kubectl-") as d:
+        log, out = Path(d) / "calls.jsonl", Path(d) / "out.json"
+        out.write_text(nodes_json or "")
+        script = Path(d) / "kubectl"
+        body = f"import json, sys\nopen({str(log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n" + (
+            f"sys.stderr.write({fail!r})\nsys.exit(1)\n" if fail else f"sys.stdout.write(open({str(out)!r}).read())\n"
+        )
+        script.write_text(f"#!{sys.executable}\n{body}")
+        script.chmod(0o755)
+        old_path = os.environ.get("PATH", "")
+        os.environ["PATH"] = f"{d}{os.pathsep}{old_path}"
+        try:
+            yield calls
+        finally:
+            os.environ["PATH"] = old_path
+            if log.exists():
+                calls.extend(json.loads(line) for line in log.read_text().splitlines())
 
 
 class RecordingMonitor(pmocks.MockMonitor):
@@ -159,7 +185,7 @@ def run_program(
     run = record if record is not None else Run()
     # asyncio.run() elsewhere in the session leaves no current loop; Pulumi's runtime expects one.
     asyncio.set_event_loop(asyncio.new_event_loop())
-    mocks = Mocks(nodes_json, fail_kubectl, preview=preview)
+    mocks = Mocks(preview=preview)
     monitor = RecordingMonitor(mocks, run)
     from pulumi.runtime import settings
 
@@ -183,8 +209,10 @@ def run_program(
         return pulumi.Output.from_input(collect())
 
     try:
-        body()
+        with fake_kubectl(nodes_json, fail_kubectl) as kubectl_calls:
+            body()
     finally:
         run.calls = mocks.calls
+        run.kubectl = kubectl_calls
         pulumi.runtime.set_all_config({}, [])
     return run

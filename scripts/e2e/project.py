@@ -1,0 +1,159 @@
+"""The real Pulumi CLI on a copy of this project, with a local file backend and a passphrase.
+
+Used by the e2e tests (tests/e2e) and by scripts/demo.sh. Nothing here imitates the engine: commands run as a
+user types them. The copy keeps the checkout's own stack files untouched; its `.venv` links to the checkout's,
+so the program runs with the same packages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cluster
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+PASSPHRASE = "e2e-passphrase-not-a-secret"
+TOOLS = (
+    "pulumi",
+    "pulumi-language-python",
+    "pulumi-language-python-exec",
+    "pulumi-resource-kubernetes",
+    "kwokctl",
+    "kwok",
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubectl",
+)
+PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "requirements.txt", "components", "images")
+# The published z2jh chart beside the checkout (air-gapped, as `chart.path` allows).
+CHART_DIR = Path(os.environ.get("GPU_JUPYTERHUB_CHART_DIR", ROOT / ".." / "shared/z2jh/chart/jupyterhub")).resolve()
+DIGEST = "sha256:" + "5e" * 32
+IMAGE_REFS = {
+    name: f"harbor.lab.example/jupyter/{name}@{DIGEST}"
+    for name in ("jupyter-ml-cpu", "jupyter-ml-gpu", "jupyter-fine-tuning", "jupyter-agent-dev")
+}
+
+
+@dataclass
+class Result:
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def text(self) -> str:
+        return self.stdout + self.stderr
+
+
+@dataclass
+class PulumiProject:
+    """A copy of the project in ``workdir`` and the environment the CLI runs in."""
+
+    workdir: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, base: Path) -> PulumiProject:
+        project = base / "project"
+        project.mkdir(parents=True)
+        for name in PROJECT_FILES:
+            src = ROOT / name
+            if src.is_dir():
+                shutil.copytree(src, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(src, project / name)
+        (project / ".venv").symlink_to(ROOT / ".venv")
+        (base / "state").mkdir()
+        env = dict(os.environ)
+        path = [str(cluster.toolchain_bin()), str(ROOT / ".venv" / "bin"), env.get("PATH", "")]
+        env.update(
+            {
+                "PATH": os.pathsep.join(path),
+                "PULUMI_HOME": str(base / "pulumi-home"),
+                "PULUMI_BACKEND_URL": f"file://{base / 'state'}",
+                "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
+                "PULUMI_SKIP_UPDATE_CHECK": "true",
+                "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+                "PULUMI_SKIP_CONFIRMATIONS": "true",
+                "KUBECONFIG": str(cluster.kubeconfig_path()),
+                "NO_COLOR": "1",
+            }
+        )
+        env.pop("PULUMI_ACCESS_TOKEN", None)
+        return cls(project, env)
+
+    def pulumi(self, *args: str, check: bool = True, timeout: float = 900) -> Result:
+        cmd = ["pulumi", *args, "--non-interactive", "--color=never"]
+        start = time.monotonic()
+        try:
+            proc = subprocess.run(
+                cmd, cwd=self.workdir, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired as e:
+            out = (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+            raise AssertionError(f"`pulumi {' '.join(args)}` did not finish within {timeout:.0f} s:\n{out}") from None
+        result = Result(cmd, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"`pulumi {' '.join(args)}` failed ({proc.returncode}):\n{result.text}")
+        return result
+
+    def stack_file(self, stack: str) -> Path:
+        return self.workdir / f"Pulumi.{stack}.yaml"
+
+    def init_stack(self, stack: str, config: dict[str, Any], secrets: dict[str, str]) -> None:
+        """`pulumi stack init`, plain config written into the stack file, secrets set with the CLI."""
+        self.pulumi("stack", "init", stack)
+        doc = yaml.safe_load(self.stack_file(stack).read_text()) or {}
+        doc["config"] = {f"gpu-jupyterhub:{k}": v for k, v in config.items()}
+        self.stack_file(stack).write_text(yaml.safe_dump(doc, sort_keys=True))
+        for path, value in secrets.items():
+            self.pulumi("config", "set", "--stack", stack, "--secret", "--path", f"gpu-jupyterhub:{path}", value)
+
+    def set_config(self, stack: str, key: str, value: Any) -> None:
+        doc = yaml.safe_load(self.stack_file(stack).read_text())
+        doc["config"][f"gpu-jupyterhub:{key}"] = value
+        self.stack_file(stack).write_text(yaml.safe_dump(doc, sort_keys=True))
+
+    def outputs(self, stack: str) -> dict[str, Any]:
+        return json.loads(self.pulumi("stack", "output", "--stack", stack, "--json").stdout)
+
+    def resources(self, stack: str) -> list[dict[str, Any]]:
+        state = json.loads(self.pulumi("stack", "export", "--stack", stack).stdout)
+        return state["deployment"].get("resources", [])
+
+
+def example_config(context: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The example stack (Pulumi.dev.yaml) pointed at a simulated cluster: plain config and the secrets to set.
+
+    Changed from the example: the kube context, prebuilt images by digest (no Docker provider), the chart on
+    disk. The secrets are the keys the example holds as placeholder ciphertext.
+    """
+    doc = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+    config: dict[str, Any] = {k.split(":", 1)[1]: v for k, v in doc.items()}
+    secrets: dict[str, str] = {}
+
+    def strip(prefix: str, value: Any) -> Any:
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            secrets[prefix] = f"e2e-{prefix.replace('.', '-')}-value"
+            return None
+        if isinstance(value, dict):
+            return {k: v for k, v in ((k, strip(f"{prefix}.{k}", v)) for k, v in value.items()) if v is not None}
+        return value
+
+    config = {k: strip(k, v) for k, v in config.items()}
+    config["kubeContext"] = context
+    config["images"] = {"build": False, "refs": dict(IMAGE_REFS)}
+    config["chart"] = {"path": str(CHART_DIR), "timeoutSeconds": 300}
+    return config, secrets

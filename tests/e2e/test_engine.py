@@ -1,0 +1,229 @@
+"""The program under the real Pulumi engine against a real API server with simulated nodes (KWOK).
+
+One stack is taken through a user's life in order: preview of a new stack, up, a no-change preview, new
+hardware, a node switched off, storage verification Jobs, bad config, a second cluster beside the first, and
+destroy. Expected values are computed from the cluster's live node list with the program's own pure core, so
+the tests check that the engine deploys what the core decides, not a copy of it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from components.config import parse_config
+from components.image_specs import IMAGE_SPECS
+from components.nodes import parse_nodes
+from components.profiles import ProfilePlan, build_profiles
+from components.storage_spec import CLAIM_NAME, VOLUME_NAME
+from tests.e2e.conftest import FIXTURES
+from tests.e2e.harness import IMAGE_REFS, PulumiProject, Result, cluster, example_config
+
+STACK = "homelab"
+NAMESPACE = "jupyterhub"
+RELEASE = "kubernetes:helm.sh/v3:Release"
+
+
+def kubectl_json(name: str, *args: str) -> Any:
+    return json.loads(cluster.kubectl(name, *args, "-o", "json").stdout)
+
+
+def expected_plan(cluster_name: str, config: dict[str, Any], secrets: dict[str, str]) -> ProfilePlan:
+    """What the pure core makes of the cluster's nodes as they are now (the program's own lookup's input)."""
+    raw = json.loads(json.dumps(config))
+    for path, value in secrets.items():
+        node = raw
+        *parents, leaf = path.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    nodes = cluster.kubectl(cluster_name, "get", "nodes", "-o", "json").stdout
+    return build_profiles(parse_config(raw), parse_nodes(nodes), {s.name: "(pending)" for s in IMAGE_SPECS})
+
+
+def preview_steps(project: PulumiProject, *extra: str) -> list[dict[str, Any]]:
+    """`pulumi preview --json` steps other than `same`."""
+    out = project.pulumi("preview", "--stack", STACK, "--json", *extra).stdout
+    return [s for s in json.loads(out).get("steps", []) if s.get("op") != "same"]
+
+
+def by_type(resources: list[dict[str, Any]], typ: str) -> list[dict[str, Any]]:
+    return [r for r in resources if r["type"] == typ]
+
+
+def report(what: str, result: Result) -> None:
+    print(f"[e2e] {what}: {result.seconds:.1f} s")
+
+
+@pytest.fixture(scope="module")
+def stack(homelab: str, project: PulumiProject) -> dict[str, Any]:
+    config, secrets = example_config(homelab)
+    project.init_stack(STACK, config, secrets)
+    return {"config": config, "secrets": secrets}
+
+
+def test_a_preview_of_a_new_stack_shows_the_live_profiles(project: PulumiProject, stack: dict[str, Any]) -> None:
+    result = project.pulumi("preview", "--stack", STACK, "--diff")
+    report("preview of a new stack", result)
+    plan = expected_plan("homelab", stack["config"], stack["secrets"])
+    names = [p["display_name"] for p in plan.profiles]
+    assert any("RTX 4090" in n for n in names), names
+    for name in names:
+        assert name in result.stdout, f"profile {name!r} not in the preview's outputs"
+    assert "gpu-ws-off" in result.stdout, "the NotReady GPU node is reported as excluded"
+    assert "+ 1 to create" not in result.stdout and "to create" in result.stdout
+    # Nothing exists yet: a preview registers nothing in the cluster.
+    assert cluster.kubectl("homelab", "get", "namespace", NAMESPACE, check=False).returncode != 0
+
+
+def test_b_up_deploys_the_hub_storage_and_prepullers(project: PulumiProject, stack: dict[str, Any]) -> None:
+    result = project.pulumi("up", "--stack", STACK, "--yes", "--skip-preview")
+    report("first up (gpu-ws-off NotReady)", result)
+    resources = project.resources(STACK)
+    (release,) = by_type(resources, RELEASE)
+    assert release["outputs"]["status"]["status"] == "deployed"
+    assert release["inputs"]["chart"].endswith("chart/jupyterhub")
+
+    hub = kubectl_json("homelab", "-n", NAMESPACE, "get", "deployment", "hub")
+    assert hub["status"].get("availableReplicas", 0) >= 1
+    pv = kubectl_json("homelab", "get", "pv", VOLUME_NAME)
+    pvc = kubectl_json("homelab", "-n", NAMESPACE, "get", "pvc", CLAIM_NAME)
+    assert pv["status"]["phase"] == "Bound" and pvc["status"]["phase"] == "Bound"
+    assert pv["spec"]["csi"]["driver"] == "seaweedfs-csi-driver"
+    hub_db = kubectl_json("homelab", "-n", NAMESPACE, "get", "pvc", "hub-db-dir")
+    assert hub_db["status"]["phase"] == "Bound"
+    daemonsets = kubectl_json("homelab", "-n", NAMESPACE, "get", "daemonsets")["items"]
+    images = {c["image"] for ds in daemonsets for c in ds["spec"]["template"]["spec"]["initContainers"]}
+    assert images == set(IMAGE_REFS.values())
+
+    plan = expected_plan("homelab", stack["config"], stack["secrets"])
+    outputs = project.outputs(STACK)
+    assert outputs["profiles"] == [p["display_name"] for p in plan.profiles]
+    assert outputs["gpu_nodes"] == plan.gpu_nodes == ["gpu-4090"]
+    assert "gpu-ws-off" in outputs["excluded_nodes"]
+    # The values the engine deployed are the ones the hub's config holds: the profile list reached the chart.
+    values = release["inputs"]["values"]
+    assert [p["display_name"] for p in values["singleuser"]["profileList"]] == outputs["profiles"]
+
+
+def test_c_second_preview_has_no_changes(project: PulumiProject, stack: dict[str, Any]) -> None:
+    result = project.pulumi("preview", "--stack", STACK, "--expect-no-changes", "--diff")
+    report("no-change preview", result)
+
+
+def test_d_new_hardware_changes_only_the_release(project: PulumiProject, stack: dict[str, Any]) -> None:
+    cluster.add_nodes("homelab", [FIXTURES / "homelab-added.json"])
+    cluster_ready("homelab", "gpu-4090-b")
+    steps = preview_steps(project, "--diff")
+    changed = sorted((s["op"], s["urn"].split("::")[-2].split("$")[-1]) for s in steps)
+    assert changed == [("update", RELEASE)], changed
+    result = project.pulumi("up", "--stack", STACK, "--yes", "--skip-preview")
+    report("up after adding a GPU node", result)
+    outputs = project.outputs(STACK)
+    assert outputs["gpu_nodes"] == ["gpu-4090", "gpu-4090-b"]
+    assert outputs["profiles"] == [
+        p["display_name"] for p in expected_plan("homelab", stack["config"], stack["secrets"]).profiles
+    ]
+
+
+def cluster_ready(name: str, node: str) -> None:
+    def ready() -> bool:
+        conds = kubectl_json(name, "get", "node", node)["status"].get("conditions", [])
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
+
+    cluster._wait(f"node {node} Ready", ready, 60)
+
+
+def test_e_a_gpu_node_switched_off_does_not_block_up(project: PulumiProject, stack: dict[str, Any]) -> None:
+    cluster.switch_off("homelab", "gpu-4090-b")
+    result = project.pulumi("up", "--stack", STACK, "--yes", "--skip-preview", timeout=600)
+    report("up with a GPU node switched off after deploy", result)
+    outputs = project.outputs(STACK)
+    assert outputs["gpu_nodes"] == ["gpu-4090"]
+    assert "gpu-4090-b" in outputs["excluded_nodes"]
+    # Its pre-pull pod can never run; the DaemonSet is left to converge when the node returns.
+    gpu_ds = [
+        ds
+        for ds in kubectl_json("homelab", "-n", NAMESPACE, "get", "daemonsets")["items"]
+        if ds["status"].get("numberUnavailable")
+    ]
+    assert gpu_ds, "a DaemonSet stays unavailable while the node is off: that is what up must not wait for"
+
+
+def test_f_storage_verification_jobs_run_to_completion(project: PulumiProject, stack: dict[str, Any]) -> None:
+    project.set_config(STACK, "verifyStorage", True)
+    try:
+        result = project.pulumi("up", "--stack", STACK, "--yes", "--skip-preview")
+        report("up with verifyStorage", result)
+        jobs = [
+            j
+            for j in kubectl_json("homelab", "-n", NAMESPACE, "get", "jobs")["items"]
+            if j["metadata"]["labels"].get("gpu-jupyterhub/check") == "storage"
+        ]
+        nodes = {j["metadata"]["annotations"]["gpu-jupyterhub/node"] for j in jobs}
+        # A writer and a reader on every Ready, schedulable node a user pod can use.
+        assert nodes == {"cpu-1", "gpu-4090"}, nodes
+        assert len(jobs) == 2 * len(nodes)
+        assert all(j["status"].get("succeeded") == 1 for j in jobs), [j["status"] for j in jobs]
+        assert len(by_type(project.resources(STACK), "kubernetes:batch/v1:Job")) == len(jobs)
+    finally:
+        project.set_config(STACK, "verifyStorage", False)
+    project.pulumi("up", "--stack", STACK, "--yes", "--skip-preview")
+    assert by_type(project.resources(STACK), "kubernetes:batch/v1:Job") == []
+
+
+def test_h_a_second_stack_reads_its_own_cluster(project: PulumiProject, homelab: str) -> None:
+    context = cluster.up("ws", [FIXTURES / "workstation.json"])
+    try:
+        config, secrets = example_config(context)
+        project.init_stack("ws", config, secrets)
+        project.pulumi("stack", "select", "ws")
+        result = project.pulumi("up", "--yes", "--skip-preview")  # the selected stack
+        report("up of a second stack on a second cluster", result)
+        assert project.outputs("ws")["gpu_nodes"] == ["ws-1"]
+        assert project.outputs(STACK)["gpu_nodes"] == ["gpu-4090"]
+        assert kubectl_json("ws", "-n", NAMESPACE, "get", "deployment", "hub")["status"].get("availableReplicas")
+        project.pulumi("destroy", "--yes", "--exclude-protected")
+    finally:
+        project.pulumi("stack", "select", STACK)
+        cluster.down("ws")
+
+
+def test_i_bad_config_and_unreachable_context_register_nothing(project: PulumiProject, homelab: str) -> None:
+    config, secrets = example_config(homelab)
+    config["hub"]["hots"] = "typo.example"
+    project.init_stack("bad", config, secrets)
+    result = project.pulumi("preview", "--stack", "bad", check=False)
+    assert result.returncode != 0
+    assert "gpu-jupyterhub:hub.hots" in result.text
+    assert "Traceback" not in result.text
+    project.set_config("bad", "hub", example_config(homelab)[0]["hub"])
+    project.set_config("bad", "kubeContext", "kwok-no-such-cluster")
+    result = project.pulumi("up", "--stack", "bad", "--yes", "--skip-preview", check=False)
+    assert result.returncode != 0
+    assert "kube context 'kwok-no-such-cluster'" in result.text
+    assert "Traceback" not in result.text
+    assert [r["type"] for r in project.resources("bad")] in ([], ["pulumi:pulumi:Stack"])
+
+
+def test_g_destroy_stops_at_the_notebooks_and_says_what_to_do(project: PulumiProject, stack: dict[str, Any]) -> None:
+    result = project.pulumi("destroy", "--stack", STACK, "--yes", check=False)
+    assert result.returncode != 0
+    assert "protect" in result.text
+    assert "jupyterhub-notebooks" in result.text or "notebooks-claim" in result.text
+    # Nothing was deleted by the refused destroy.
+    assert kubectl_json("homelab", "-n", NAMESPACE, "get", "deployment", "hub")
+    result = project.pulumi("destroy", "--stack", STACK, "--yes", "--exclude-protected")
+    report("destroy --exclude-protected", result)
+    left = sorted(r["type"] for r in project.resources(STACK) if not r["type"].startswith("pulumi:"))
+    assert left == ["kubernetes:core/v1:PersistentVolume", "kubernetes:core/v1:PersistentVolumeClaim"], left
+    # In the cluster: the data and its namespace are kept; the hub, its release and the pullers are gone.
+    assert kubectl_json("homelab", "get", "pv", VOLUME_NAME)["status"]["phase"] == "Bound"
+    assert kubectl_json("homelab", "-n", NAMESPACE, "get", "pvc", CLAIM_NAME)["status"]["phase"] == "Bound"
+    assert cluster.kubectl("homelab", "-n", NAMESPACE, "get", "deployment", "hub", check=False).returncode != 0
+    assert kubectl_json("homelab", "-n", NAMESPACE, "get", "daemonsets")["items"] == []
+    assert (
+        kubectl_json("homelab", "get", "clusterrole", "-l", "app.kubernetes.io/part-of=gpu-jupyterhub")["items"] == []
+    )
