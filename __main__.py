@@ -126,7 +126,7 @@ def main() -> None:
     if cfg.verifyStorage:
         writers, readers = verification_jobs(
             cfg,
-            verification_nodes(inventory),
+            verification_nodes(inventory, user_tolerations + gpu_tolerations),
             run_id=secrets.token_hex(4),
             image=images.ref_outputs["jupyter-ml-cpu"],
             tolerations=user_tolerations + gpu_tolerations,

@@ -97,9 +97,7 @@ class ImageBuilds(pulumi.ComponentResource):
             for image in order:
                 spec = specs[image]
                 parent_image = self.images.get(spec.base) if spec.base else None
-                base_ref: pulumi.Input[str] = (
-                    parent_image.repo_digest if parent_image is not None else args.base_image
-                )
+                base_ref: pulumi.Input[str] = parent_image.repo_digest if parent_image is not None else args.base_image
                 built = docker.Image(
                     f"{name}-{image}",
                     image_name=f"{repository(args.registry, args.project, image)}:{args.version}",
@@ -147,9 +145,7 @@ class RegistryPullSecret(pulumi.ComponentResource):
 
     secret_name: pulumi.Output[str]
 
-    def __init__(
-        self, name: str, args: RegistryPullSecretArgs, opts: pulumi.ResourceOptions | None = None
-    ) -> None:
+    def __init__(self, name: str, args: RegistryPullSecretArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("gpu-jupyterhub:images:RegistryPullSecret", name, None, opts)
         config_json = pulumi.Output.secret(
             pulumi.Output.all(args.username, args.password).apply(

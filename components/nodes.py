@@ -228,3 +228,31 @@ def parse_nodes(document: Any) -> Inventory:
         nodes=tuple(nodes[n] for n in sorted(nodes)),
         skipped=tuple(sorted(skipped, key=lambda s: (s.name, s.reason))),
     )
+
+
+_BLOCKING_EFFECTS = ("NoSchedule", "NoExecute")
+# Taints the scheduler manages itself for node conditions; NotReady/cordoned are reported separately.
+_CONDITION_TAINTS = ("node.kubernetes.io/",)
+
+
+def _tolerates(taint_key: str, taint_value: str, effect: str, tolerations: list[dict[str, str]]) -> bool:
+    for t in tolerations:
+        if t.get("effect") and t["effect"] != effect:
+            continue
+        if t.get("operator", "Equal") == "Exists":
+            if not t.get("key") or t["key"] == taint_key:
+                return True
+        elif t.get("key") == taint_key and t.get("value", "") == taint_value:
+            return True
+    return False
+
+
+def blocking_taints(node: NodeInfo, tolerations: list[dict[str, str]]) -> list[str]:
+    """The node's NoSchedule/NoExecute taints that pods with ``tolerations`` do not tolerate (as key=value:effect)."""
+    out = []
+    for t in node.taints:
+        if t.effect not in _BLOCKING_EFFECTS or t.key.startswith(_CONDITION_TAINTS):
+            continue
+        if not _tolerates(t.key, t.value, t.effect, tolerations):
+            out.append(f"{t.key}={t.value}:{t.effect}" if t.value else f"{t.key}:{t.effect}")
+    return out

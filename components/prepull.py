@@ -50,8 +50,7 @@ def image_groups(names: Iterable[str], gpu_images: set[str]) -> dict[str, list[s
 
 def _node_affinity(group: str, user_node_selector: Mapping[str, str] | None) -> dict[str, Any]:
     expressions = [
-        {"key": key, "operator": "In", "values": [value]}
-        for key, value in sorted((user_node_selector or {}).items())
+        {"key": key, "operator": "In", "values": [value]} for key, value in sorted((user_node_selector or {}).items())
     ]
     if group == "gpu":
         expressions.append({"key": GPU_NODE_LABEL, "operator": "In", "values": ["true"]})
@@ -59,9 +58,7 @@ def _node_affinity(group: str, user_node_selector: Mapping[str, str] | None) -> 
         return {}
     return {
         "nodeAffinity": {
-            "requiredDuringSchedulingIgnoredDuringExecution": {
-                "nodeSelectorTerms": [{"matchExpressions": expressions}]
-            }
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": expressions}]}
         }
     }
 

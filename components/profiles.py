@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from components.config import StackConfig
-from components.nodes import GPU_RESOURCE, GpuInfo, Inventory, NodeInfo
+from components.nodes import GPU_RESOURCE, GpuInfo, Inventory, NodeInfo, blocking_taints
 from components.storage_spec import shared_code_mounts
 
 HOSTNAME_LABEL = "kubernetes.io/hostname"
@@ -36,9 +36,6 @@ CONTROL_PLANE_TOLERATIONS: tuple[dict[str, str], ...] = (
     {"effect": "NoSchedule", "key": "node-role.kubernetes.io/control-plane", "operator": "Exists"},
     {"effect": "NoSchedule", "key": "node-role.kubernetes.io/master", "operator": "Exists"},
 )
-_BLOCKING_EFFECTS = ("NoSchedule", "NoExecute")
-# Taints the scheduler manages itself for node conditions; NotReady/cordoned are reported separately.
-_CONDITION_TAINTS = ("node.kubernetes.io/",)
 
 
 class NodeRow(BaseModel):
@@ -86,34 +83,12 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def _tolerates(taint_key: str, taint_value: str, effect: str, tolerations: list[dict[str, str]]) -> bool:
-    for t in tolerations:
-        if t.get("effect") and t["effect"] != effect:
-            continue
-        if t.get("operator", "Equal") == "Exists":
-            if not t.get("key") or t["key"] == taint_key:
-                return True
-        elif t.get("key") == taint_key and t.get("value", "") == taint_value:
-            return True
-    return False
-
-
-def _blocking_taints(node: NodeInfo, tolerations: list[dict[str, str]]) -> list[str]:
-    out = []
-    for t in node.taints:
-        if t.effect not in _BLOCKING_EFFECTS or t.key.startswith(_CONDITION_TAINTS):
-            continue
-        if not _tolerates(t.key, t.value, t.effect, tolerations):
-            out.append(f"{t.key}={t.value}:{t.effect}" if t.value else f"{t.key}:{t.effect}")
-    return out
-
-
 def _exclusion(node: NodeInfo, tolerations: list[dict[str, str]]) -> str | None:
     if not node.ready:
         return "NotReady"
     if not node.schedulable:
         return "cordoned (unschedulable)"
-    blocking = _blocking_taints(node, tolerations)
+    blocking = blocking_taints(node, tolerations)
     if blocking:
         return f"taint {', '.join(blocking)} is not tolerated by GPU pods (profiles.gpuTolerations)"
     return None

@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from components.config import StackConfig
-from components.nodes import Inventory
+from components.nodes import Inventory, blocking_taints
 
 HOME = "/home/jovyan"
 NOTEBOOKS_DIR = f"{HOME}/notebooks"
@@ -126,9 +126,12 @@ def _label(text: str, limit: int) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", text.lower())[:limit].strip("-")
 
 
-def verification_nodes(inventory: Inventory) -> list[str]:
-    """Nodes that can run user pods now: Ready and not cordoned."""
-    return [n.name for n in inventory.nodes if n.ready and n.schedulable]
+def verification_nodes(inventory: Inventory, tolerations: list[dict[str, str]]) -> list[str]:
+    """Nodes that can run user pods now: Ready, not cordoned, and no taint the pods do not tolerate.
+
+    A Job pinned to any other node (a tainted control plane, say) stays Pending, and `pulumi up` waits for it.
+    """
+    return [n.name for n in inventory.nodes if n.ready and n.schedulable and not blocking_taints(n, tolerations)]
 
 
 _WRITE = """set -eu

@@ -19,6 +19,28 @@ OAUTH_SECRET_KEY = "oauth-client-secret"
 SHARED_PASSWORD_KEY = "shared-password"
 PULL_SECRET = "harbor-pull"
 LIVE_PROFILES_SOURCE = Path(__file__).with_name("live_profiles.py")
+# Where the hub and proxy run: nodes an admin marked for them (z2jh's convention) first, then any node without
+# GPUs. GPU machines are the ones switched off or rebooted for driver updates, and their capacity is the users';
+# a preference, so a single GPU workstation still runs everything. Replaces the chart's own core affinity
+# (matchNodePurpose: ignore), which knows only the first rule.
+CORE_POD_AFFINITY: dict[str, Any] = {
+    "nodeAffinity": {
+        "preferredDuringSchedulingIgnoredDuringExecution": [
+            {
+                "weight": 100,
+                "preference": {
+                    "matchExpressions": [{"key": "hub.jupyter.org/node-purpose", "operator": "In", "values": ["core"]}]
+                },
+            },
+            {
+                "weight": 50,
+                "preference": {
+                    "matchExpressions": [{"key": "nvidia.com/gpu.present", "operator": "NotIn", "values": ["true"]}]
+                },
+            },
+        ]
+    }
+}
 
 
 def _secret_env(key: str) -> dict[str, Any]:
@@ -131,6 +153,7 @@ def values_from_plan(cfg: StackConfig, plan: ProfilePlan, refs: dict[str, str]) 
             "config": hub_config,
             "extraEnv": hub_env,
             "extraConfig": extra_config,
+            "extraPodSpec": {"affinity": CORE_POD_AFFINITY},
             "allowNamedServers": cfg.hub.allowNamedServers,
             "concurrentSpawnLimit": cfg.hub.concurrentSpawnLimit,
             "networkPolicy": {
@@ -138,7 +161,7 @@ def values_from_plan(cfg: StackConfig, plan: ProfilePlan, refs: dict[str, str]) 
                 "egressAllowRules": {"privateIPs": cfg.network.hubPrivateEgress},
             },
         },
-        "proxy": {"service": {"type": "ClusterIP"}},
+        "proxy": {"service": {"type": "ClusterIP"}, "chp": {"extraPodSpec": {"affinity": CORE_POD_AFFINITY}}},
         "ingress": ingress,
         "singleuser": {
             "image": {"name": refs["jupyter-ml-cpu"], "tag": "", "pullSecrets": [PULL_SECRET]},
@@ -172,7 +195,11 @@ def values_from_plan(cfg: StackConfig, plan: ProfilePlan, refs: dict[str, str]) 
             "pullProfileListImages": False,
         },
         # no placeholder pods or custom scheduler: a small cluster, and no extra images to mirror
-        "scheduling": {"userScheduler": {"enabled": False}, "userPlaceholder": {"enabled": False}},
+        "scheduling": {
+            "userScheduler": {"enabled": False},
+            "userPlaceholder": {"enabled": False},
+            "corePods": {"nodeAffinity": {"matchNodePurpose": "ignore"}},
+        },
         "cull": {
             "enabled": cfg.culling.enabled,
             "timeout": cfg.culling.timeoutSeconds,

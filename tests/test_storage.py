@@ -99,10 +99,20 @@ def _run_script(script: str, env: dict[str, str]) -> subprocess.CompletedProcess
     return subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, text=True, timeout=60)
 
 
+def test_verification_jobs_only_go_where_user_pods_can_run() -> None:
+    """A Job pinned to a node whose taint it does not tolerate stays Pending, and `pulumi up` waits for it."""
+    inventory = parse_nodes(nodes_json("mixed"))
+    assert verification_nodes(inventory, []) == ["cpu-1", "gpu-node-1", "gpu-node-2", "gpu-node-3"]
+    control_plane = [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}]
+    assert verification_nodes(inventory, control_plane)[0] == "cp-1"
+    unavailable = parse_nodes(nodes_json("unavailable"))
+    assert verification_nodes(unavailable, []) == ["cpu-1", "gpu-ok"]  # NotReady and cordoned nodes are left out
+
+
 def test_verification_scripts_catch_a_node_that_cannot_see_others(tmp_path: Any) -> None:
     """Run the Jobs' own shell scripts against a local directory standing in for the shared volume."""
     c = cfg(storage={"verifyTimeoutSeconds": 10})
-    nodes = verification_nodes(parse_nodes(nodes_json("mixed")))
+    nodes = verification_nodes(parse_nodes(nodes_json("mixed")), [])
     writers, readers = verification_jobs(c, nodes, "run1", "img", [], None)
 
     def script_and_env(job: dict[str, Any], data: str) -> tuple[str, dict[str, str]]:

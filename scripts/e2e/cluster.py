@@ -76,6 +76,8 @@ def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["KWOK_WORKDIR"] = str(e2e_dir() / "kwok")
     env["KUBECONFIG"] = str(kubeconfig_path())
+    env["KWOK_KUBE_VERSION"] = f"v{versions()['KUBERNETES_VERSION']}"  # kwokctl's flags for that release
+    env["KWOK_KUBECTL_BINARY"] = str(toolchain_bin() / "kubectl")
     env["PATH"] = f"{toolchain_bin()}{os.pathsep}{env.get('PATH', '')}"
     return env
 
@@ -98,7 +100,7 @@ def creatable_node(node: dict[str, Any]) -> dict[str, Any]:
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", []))
     annotations = dict(md.get("annotations") or {})
     spec = {k: v for k, v in (node.get("spec") or {}).items() if k in ("taints", "unschedulable", "podCIDR")}
-    keep = ("allocatable", "capacity", "nodeInfo") if ready else ("allocatable", "capacity", "nodeInfo", "conditions")
+    keep = ("allocatable", "capacity") if ready else ("allocatable", "capacity", "conditions")
     new_status = {k: status[k] for k in keep if k in status}
     if ready:
         annotations[KWOK_ANNOTATION] = "fake"  # KWOK initializes its conditions and keeps it Ready
@@ -162,7 +164,6 @@ def up(name: str, node_files: list[Path]) -> str:
         raise ClusterError(f"toolchain missing {', '.join(missing)} in {bin_dir}: run scripts/e2e/setup.sh first")
     e2e_dir().mkdir(parents=True, exist_ok=True)
     down(name)
-    v = versions()
     _run(
         [
             "kwokctl",
@@ -171,7 +172,6 @@ def up(name: str, node_files: list[Path]) -> str:
             f"--name={name}",
             "--runtime=binary",
             f"--kubeconfig={kubeconfig_path()}",
-            f"--kube-version=v{v['KUBERNETES_VERSION']}",
             f"--etcd-binary={bin_dir / 'etcd'}",
             f"--kube-apiserver-binary={bin_dir / 'kube-apiserver'}",
             f"--kube-controller-manager-binary={bin_dir / 'kube-controller-manager'}",
@@ -179,6 +179,9 @@ def up(name: str, node_files: list[Path]) -> str:
             f"--kwok-controller-binary={bin_dir / 'kwok'}",
             "--kube-authorization=true",
             "--extra-args=kube-controller-manager=enable-hostpath-provisioner=true",
+            # KWOK simulates only the nodes annotated for it (kwokctl's binary runtime manages all nodes).
+            "--extra-args=kwok-controller=manage-all-nodes=false",
+            f"--extra-args=kwok-controller=manage-nodes-with-annotation-selector={KWOK_ANNOTATION}=fake",
             "--wait=120s",
             "--quiet-pull",
         ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -97,14 +98,25 @@ class PulumiProject:
     def pulumi(self, *args: str, check: bool = True, timeout: float = 900) -> Result:
         cmd = ["pulumi", *args, "--non-interactive", "--color=never"]
         start = time.monotonic()
+        # Own process group: on a timeout the engine's plugins (language host, providers) go too.
+        proc = subprocess.Popen(
+            cmd,
+            cwd=self.workdir,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         try:
-            proc = subprocess.run(
-                cmd, cwd=self.workdir, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
-            )
-        except subprocess.TimeoutExpired as e:
-            out = (e.stdout or b"").decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
-            raise AssertionError(f"`pulumi {' '.join(args)}` did not finish within {timeout:.0f} s:\n{out}") from None
-        result = Result(cmd, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - start)
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            stdout, _ = proc.communicate()
+            raise AssertionError(
+                f"`pulumi {' '.join(args)}` did not finish within {timeout:.0f} s:\n{stdout}"
+            ) from None
+        result = Result(cmd, proc.returncode, stdout, stderr, time.monotonic() - start)
         if check and proc.returncode != 0:
             raise AssertionError(f"`pulumi {' '.join(args)}` failed ({proc.returncode}):\n{result.text}")
         return result
@@ -138,22 +150,14 @@ def example_config(context: str) -> tuple[dict[str, Any], dict[str, str]]:
     """The example stack (Pulumi.dev.yaml) pointed at a simulated cluster: plain config and the secrets to set.
 
     Changed from the example: the kube context, prebuilt images by digest (no Docker provider), the chart on
-    disk. The secrets are the keys the example holds as placeholder ciphertext.
+    disk. The secrets are the two the example's header asks for, set with `pulumi config set --secret`.
     """
     doc = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
     config: dict[str, Any] = {k.split(":", 1)[1]: v for k, v in doc.items()}
-    secrets: dict[str, str] = {}
-
-    def strip(prefix: str, value: Any) -> Any:
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            secrets[prefix] = f"e2e-{prefix.replace('.', '-')}-value"
-            return None
-        if isinstance(value, dict):
-            return {k: v for k, v in ((k, strip(f"{prefix}.{k}", v)) for k, v in value.items()) if v is not None}
-        return value
-
-    config = {k: strip(k, v) for k, v in config.items()}
     config["kubeContext"] = context
     config["images"] = {"build": False, "refs": dict(IMAGE_REFS)}
     config["chart"] = {"path": str(CHART_DIR), "timeoutSeconds": 300}
+    secrets = {"registry.password": "e2e-registry-token"}
+    if config["auth"]["mode"] == "oidc":
+        secrets["auth.oidc.clientSecret"] = "e2e-oidc-client-secret"
     return config, secrets

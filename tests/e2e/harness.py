@@ -11,6 +11,7 @@ sys.path.insert(0, str(ROOT / "scripts" / "e2e"))
 import cluster  # noqa: E402  (scripts/e2e/cluster.py)
 from project import (  # noqa: E402  (scripts/e2e/project.py)
     CHART_DIR,
+    DIGEST,
     IMAGE_REFS,
     TOOLS,
     PulumiProject,
@@ -18,7 +19,17 @@ from project import (  # noqa: E402  (scripts/e2e/project.py)
     example_config,
 )
 
-__all__ = ["CHART_DIR", "IMAGE_REFS", "TOOLS", "PulumiProject", "Result", "cluster", "example_config", "missing_tools"]
+__all__ = [
+    "CHART_DIR",
+    "DIGEST",
+    "IMAGE_REFS",
+    "TOOLS",
+    "PulumiProject",
+    "Result",
+    "cluster",
+    "example_config",
+    "missing_tools",
+]
 
 
 def missing_tools() -> list[str]:

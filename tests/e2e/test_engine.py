@@ -19,11 +19,15 @@ from components.nodes import parse_nodes
 from components.profiles import ProfilePlan, build_profiles
 from components.storage_spec import CLAIM_NAME, VOLUME_NAME
 from tests.e2e.conftest import FIXTURES
-from tests.e2e.harness import IMAGE_REFS, PulumiProject, Result, cluster, example_config
+from tests.e2e.harness import DIGEST, IMAGE_REFS, PulumiProject, Result, cluster, example_config
 
 STACK = "homelab"
 NAMESPACE = "jupyterhub"
 RELEASE = "kubernetes:helm.sh/v3:Release"
+REBUILT_DIGEST = "sha256:" + "7a" * 32
+# Far below the provider's own await timeouts (10 minutes and more): an up that waits on something that
+# cannot happen fails here rather than passing late.
+UP_TIMEOUT = 240
 
 
 def kubectl_json(name: str, *args: str) -> Any:
@@ -88,6 +92,10 @@ def test_b_up_deploys_the_hub_storage_and_prepullers(project: PulumiProject, sta
 
     hub = kubectl_json("homelab", "-n", NAMESPACE, "get", "deployment", "hub")
     assert hub["status"].get("availableReplicas", 0) >= 1
+    # The hub and proxy run on the CPU node, not on a GPU machine that may be switched off.
+    for component in ("hub", "proxy"):
+        pods = kubectl_json("homelab", "-n", NAMESPACE, "get", "pods", "-l", f"component={component}")["items"]
+        assert [p["spec"].get("nodeName") for p in pods] == ["cpu-1"], component
     pv = kubectl_json("homelab", "get", "pv", VOLUME_NAME)
     pvc = kubectl_json("homelab", "-n", NAMESPACE, "get", "pvc", CLAIM_NAME)
     assert pv["status"]["phase"] == "Bound" and pvc["status"]["phase"] == "Bound"
@@ -137,19 +145,28 @@ def cluster_ready(name: str, node: str) -> None:
 
 
 def test_e_a_gpu_node_switched_off_does_not_block_up(project: PulumiProject, stack: dict[str, Any]) -> None:
+    """A GPU workstation goes off after the deploy, then new image digests roll out: up must still finish."""
     cluster.switch_off("homelab", "gpu-4090-b")
-    result = project.pulumi("up", "--stack", STACK, "--yes", "--skip-preview", timeout=600)
-    report("up with a GPU node switched off after deploy", result)
+    rebuilt = {name: ref.replace(DIGEST, REBUILT_DIGEST) for name, ref in IMAGE_REFS.items()}
+    project.set_config(STACK, "images", {"build": False, "refs": rebuilt})
+    result = project.pulumi("up", "--stack", STACK, "--yes", "--skip-preview", timeout=UP_TIMEOUT)
+    report("up with new digests while a GPU node is off", result)
     outputs = project.outputs(STACK)
     assert outputs["gpu_nodes"] == ["gpu-4090"]
     assert "gpu-4090-b" in outputs["excluded_nodes"]
-    # Its pre-pull pod can never run; the DaemonSet is left to converge when the node returns.
-    gpu_ds = [
+    assert outputs["images"] == rebuilt
+    # Why up does not wait for the node: the node lifecycle controller taints a NotReady/Unknown node NoSchedule,
+    # which DaemonSet pods do not tolerate, so the node leaves the DaemonSet's desired set and the rollout that
+    # the provider awaits completes without it.
+    (gpu_ds,) = [
         ds
         for ds in kubectl_json("homelab", "-n", NAMESPACE, "get", "daemonsets")["items"]
-        if ds["status"].get("numberUnavailable")
+        if ds["metadata"]["labels"]["app.kubernetes.io/component"] == "gpu"
     ]
-    assert gpu_ds, "a DaemonSet stays unavailable while the node is off: that is what up must not wait for"
+    assert gpu_ds["status"]["desiredNumberScheduled"] == 1, gpu_ds["status"]  # gpu-4090 only
+    assert gpu_ds["status"]["updatedNumberScheduled"] == 1, gpu_ds["status"]
+    taints = {t["key"] for t in kubectl_json("homelab", "get", "node", "gpu-4090-b")["spec"].get("taints", [])}
+    assert "node.kubernetes.io/unreachable" in taints, taints
 
 
 def test_f_storage_verification_jobs_run_to_completion(project: PulumiProject, stack: dict[str, Any]) -> None:
@@ -209,17 +226,25 @@ def test_i_bad_config_and_unreachable_context_register_nothing(project: PulumiPr
 
 
 def test_g_destroy_stops_at_the_notebooks_and_says_what_to_do(project: PulumiProject, stack: dict[str, Any]) -> None:
+    volume_uid = kubectl_json("homelab", "get", "pv", VOLUME_NAME)["metadata"]["uid"]
     result = project.pulumi("destroy", "--stack", STACK, "--yes", check=False)
+    print("[e2e] refused destroy says:\n" + result.text)
     assert result.returncode != 0
     assert "protect" in result.text
-    assert "jupyterhub-notebooks" in result.text or "notebooks-claim" in result.text
+    assert "notebooks-volume" in result.text or "notebooks-claim" in result.text
     # Nothing was deleted by the refused destroy.
     assert kubectl_json("homelab", "-n", NAMESPACE, "get", "deployment", "hub")
+
+    # What the README tells an admin who wants the hub gone and the notebooks kept.
     result = project.pulumi("destroy", "--stack", STACK, "--yes", "--exclude-protected")
     report("destroy --exclude-protected", result)
     left = sorted(r["type"] for r in project.resources(STACK) if not r["type"].startswith("pulumi:"))
-    assert left == ["kubernetes:core/v1:PersistentVolume", "kubernetes:core/v1:PersistentVolumeClaim"], left
-    # In the cluster: the data and its namespace are kept; the hub, its release and the pullers are gone.
+    assert left == [  # the data, and what it depends on
+        "gpu-jupyterhub:storage:NotebookStorage",
+        "kubernetes:core/v1:Namespace",
+        "kubernetes:core/v1:PersistentVolume",
+        "kubernetes:core/v1:PersistentVolumeClaim",
+    ], left
     assert kubectl_json("homelab", "get", "pv", VOLUME_NAME)["status"]["phase"] == "Bound"
     assert kubectl_json("homelab", "-n", NAMESPACE, "get", "pvc", CLAIM_NAME)["status"]["phase"] == "Bound"
     assert cluster.kubectl("homelab", "-n", NAMESPACE, "get", "deployment", "hub", check=False).returncode != 0
@@ -227,3 +252,16 @@ def test_g_destroy_stops_at_the_notebooks_and_says_what_to_do(project: PulumiPro
     assert (
         kubectl_json("homelab", "get", "clusterrole", "-l", "app.kubernetes.io/part-of=gpu-jupyterhub")["items"] == []
     )
+
+    # A later up brings the hub back on the same volume.
+    project.pulumi("up", "--stack", STACK, "--yes", "--skip-preview")
+    assert kubectl_json("homelab", "get", "pv", VOLUME_NAME)["metadata"]["uid"] == volume_uid
+    assert kubectl_json("homelab", "-n", NAMESPACE, "get", "deployment", "hub")["status"].get("availableReplicas")
+
+    # Removing the stack for good: unprotect, destroy. The volume, claim and namespace stay in the cluster.
+    project.pulumi("state", "unprotect", "--stack", STACK, "--all", "--yes")
+    project.pulumi("destroy", "--stack", STACK, "--yes")
+    assert [r for r in project.resources(STACK) if not r["type"].startswith("pulumi:")] == []
+    assert kubectl_json("homelab", "get", "pv", VOLUME_NAME)["metadata"]["uid"] == volume_uid
+    assert kubectl_json("homelab", "-n", NAMESPACE, "get", "pvc", CLAIM_NAME)["status"]["phase"] == "Bound"
+    assert cluster.kubectl("homelab", "-n", NAMESPACE, "get", "deployment", "hub", check=False).returncode != 0
