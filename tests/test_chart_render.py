@@ -1,8 +1,7 @@
 """Render the real z2jh chart offline with Helm's own library (helm-python-sdk) and check every object.
 
-Needs the chart: set GPU_JUPYTERHUB_CHART_DIR to an unpacked jupyterhub chart 4.4.0 directory
-(`helm pull jupyterhub/jupyterhub --version 4.4.0 --untar`). Without it these tests are skipped: the
-chart cannot be downloaded in CI.
+The chart: GPU_JUPYTERHUB_CHART_DIR, else the published 4.4.0 chart in ../shared/z2jh/chart/jupyterhub
+beside the checkout (CI has it there). Skipped only where neither exists.
 """
 
 from __future__ import annotations
@@ -16,7 +15,8 @@ import yaml
 from tests.conftest import plan_values
 from tests.k8s import validate
 
-CHART_DIR = os.environ.get("GPU_JUPYTERHUB_CHART_DIR")
+_SHARED_CHART = Path(__file__).resolve().parents[1] / ".." / "shared" / "z2jh" / "chart" / "jupyterhub"
+CHART_DIR = os.environ.get("GPU_JUPYTERHUB_CHART_DIR") or (str(_SHARED_CHART) if _SHARED_CHART.is_dir() else None)
 pytestmark = pytest.mark.skipif(
     not CHART_DIR, reason="set GPU_JUPYTERHUB_CHART_DIR to an unpacked z2jh 4.4.0 chart to render it"
 )
