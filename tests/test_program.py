@@ -186,3 +186,20 @@ def test_oci_chart_source(prebuilt_config: dict[str, Any]) -> None:
     release = run(cfg).one("kubernetes:helm.sh/v3:Release")
     assert release.inputs["chart"] == "oci://harbor.lab.example/charts/jupyterhub"
     assert "repositoryOpts" not in release.inputs or not release.inputs["repositoryOpts"]
+
+
+def test_chart_on_disk_source(prebuilt_config: dict[str, Any], tmp_path: Path) -> None:
+    chart = tmp_path / "jupyterhub"
+    chart.mkdir()
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: jupyterhub\nversion: 4.4.0\n")
+    cfg = copy.deepcopy(prebuilt_config)
+    cfg["chart"] = {"path": str(chart)}
+    release = run(cfg).one("kubernetes:helm.sh/v3:Release")
+    assert release.inputs["chart"] == str(chart)
+    assert not release.inputs.get("repositoryOpts")
+    assert not release.inputs.get("version"), "Helm takes the version from the chart itself"
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: jupyterhub\nversion: 4.3.0\n")
+    record = Run()
+    with pytest.raises(pulumi.RunError, match=r"gpu-jupyterhub:chart\.path: .* version '4\.3\.0'"):
+        run(cfg, record=record)
+    assert [r.type for r in record.resources] == ["pulumi:pulumi:Stack"], "nothing half-deployed"
