@@ -42,3 +42,11 @@ def test_chart_renders_and_every_object_validates(nodes: str) -> None:
     hub = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "hub")
     env = {e["name"]: e for e in hub["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["OAUTH_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"]["name"] == "gpu-jupyterhub-auth"
+    # Core pods: our affinity only (the chart's own is off, so the rendered pod spec has one affinity key).
+    for name in ("hub", "proxy"):
+        deployment = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == name)
+        preferred = deployment["spec"]["template"]["spec"]["affinity"]["nodeAffinity"][
+            "preferredDuringSchedulingIgnoredDuringExecution"
+        ]
+        rules = [(p["weight"], p["preference"]["matchExpressions"][0]["key"]) for p in preferred]
+        assert rules == [(100, "hub.jupyter.org/node-purpose"), (50, "nvidia.com/gpu.present")], name
