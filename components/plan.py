@@ -1,6 +1,6 @@
 """Offline plan: the Helm values or the spawn form's profiles for a stack file and a node list.
 
-    python -m components.plan --stack-file Pulumi.dev.yaml --nodes nodes.json [--output values|table]
+    python -m components.plan --stack-file Pulumi.dev.yaml --nodes nodes.json [--output table|values|json] [--wide]
 
 It calls the same functions as the Pulumi program, so what it prints is what ``pulumi up`` deploys
 (with images built by the program, references show the version tag until the build pins a digest).
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import yaml
 from components.config import ConfigError, StackConfig, load_stack_file
 from components.inventory import InventoryError, from_file
 from components.nodes import Inventory
-from components.profiles import ProfilePlan, build_profiles
+from components.profiles import ANY_NODE, ProfilePlan, build_profiles
 from components.values import image_refs_for_plan, values_from_plan
 
 
@@ -53,18 +54,70 @@ def load_inputs(stack_file: Path, nodes_file: Path | None) -> tuple[StackConfig,
     return cfg, inventory
 
 
+class _ValuesDumper(yaml.SafeDumper):
+    """Multi-line strings (the hub-side code, config files) as literal blocks, so they read as code."""
+
+
+def _str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|" if "\n" in text else None)
+
+
+_ValuesDumper.add_representer(str, _str)
+
+
 def render_values(values: dict[str, Any]) -> str:
     """Deterministic YAML (sorted keys) so equal inputs give byte-identical output."""
-    return yaml.safe_dump(values, sort_keys=True, default_flow_style=False, width=1000)
+    return yaml.dump(values, Dumper=_ValuesDumper, sort_keys=True, default_flow_style=False, width=1000)
 
 
-def _gpu_text(override: dict[str, Any]) -> str:
-    limits = {k: v for k, v in (override.get("extra_resource_limits") or {}).items() if v is not None}
-    return ", ".join(f"{v} x {k}" for k, v in sorted(limits.items())) or "-"
+TABLE_WIDTH = 120
+_NAME_WIDTH = 56
 
 
-def render_table(cfg: StackConfig, plan: ProfilePlan) -> str:
-    rows: list[tuple[str, ...]] = [("PROFILE", "SLUG", "IMAGE", "CPU", "MEMORY", "GPU", "CHOICES")]
+def _gpu_text(override: dict[str, Any], options: dict[str, Any]) -> str:
+    """What a profile requests from the device plugin: "1 x gpu", "1-4 x gpu", "1 x mig-1g.10gb or mig-3g.40gb"."""
+    choices = [c["kubespawner_override"] for c in options.get("gpus", {}).get("choices", {}).values()] or [override]
+    requests: dict[str, set[int]] = {}
+    for ov in choices:
+        for resource, n in (ov.get("extra_resource_limits") or {}).items():
+            if n is not None:
+                requests.setdefault(resource.removeprefix("nvidia.com/"), set()).add(int(n))
+    if not requests:
+        return "-"
+    counts = sorted({n for ns in requests.values() for n in ns})
+    amount = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    return f"{amount} x {' or '.join(sorted(requests))}"
+
+
+def _choices_text(options: dict[str, Any], registry: str) -> str:
+    parts = []
+    for name, option in options.items():
+        choices = option.get("choices", {})
+        if name == "node":
+            named = len(choices) - (1 if ANY_NODE in choices else 0)
+            parts.append(f"node (any, or {named} by name)" if ANY_NODE in choices else f"node ({named})")
+        elif name == "gpus":
+            continue  # shown in the GPU column
+        else:
+            other = f" + any from {registry}" if option.get("unlisted_choice", {}).get("enabled") else ""
+            parts.append(f"{name} ({len(choices)}{other})")
+    return ", ".join(parts)
+
+
+def _short_image(ref: str) -> str:
+    """harbor.lab/jupyter/jupyter-ml-cpu@sha256:... -> jupyter-ml-cpu"""
+    return ref.rsplit("/", 1)[-1].split("@", 1)[0].split(":", 1)[0]
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def render_table(cfg: StackConfig, plan: ProfilePlan, *, wide: bool = False) -> str:
+    """The spawn form and the nodes, for a person. Fits 120 columns unless ``wide``."""
+    header = ("PROFILE", "IMAGE", "CPU", "MEMORY", "GPU") + (("SLUG", "CHOICES") if wide else ())
+    rows: list[tuple[str, ...]] = [header]
+    choice_lines: list[str | None] = [None]
     for p in plan.profiles:
         ov = p["kubespawner_override"]
         options = p.get("profile_options", {})
@@ -73,47 +126,71 @@ def render_table(cfg: StackConfig, plan: ProfilePlan) -> str:
             image = next(c for c in options["image"]["choices"].values() if c.get("default"))["kubespawner_override"][
                 "image"
             ]
-        gpu = _gpu_text(ov)
-        if "gpus" in options:
-            gpu = " | ".join(c["display_name"] for c in options["gpus"]["choices"].values())
-        choices = []
-        for name, option in options.items():
-            n = len(option.get("choices", {}))
-            extra = " + other" if option.get("unlisted_choice", {}).get("enabled") else ""
-            choices.append(f"{name}:{n}{extra}")
-        rows.append(
-            (
-                p["display_name"] + (" [default]" if p.get("default") else ""),
-                p["slug"],
-                str(image),
-                f"{ov['cpu_guarantee']:g}-{ov['cpu_limit']:g}",
-                f"{ov['mem_guarantee']}-{ov['mem_limit']}",
-                gpu,
-                " ".join(choices) or "-",
-            )
+        name = p["display_name"] + (" *" if p.get("default") else "")
+        choices = _choices_text(options, cfg.registry.host)
+        row = (
+            name if wide else _fit(name, _NAME_WIDTH),
+            str(image) if wide else _short_image(str(image)),
+            f"{ov['cpu_guarantee']:g}-{ov['cpu_limit']:g}",
+            f"{ov['mem_guarantee']}-{ov['mem_limit']}",
+            _gpu_text(ov, options),
         )
-    out = [_columns(rows), "", "Nodes:"]
-    node_rows: list[tuple[str, ...]] = [("NODE", "GPUS", "IN PROFILES", "WHY")]
+        rows.append(row + ((p["slug"], choices or "-") if wide else ()))
+        choice_lines.append(None if wide or not choices else f"    choices: {choices}")
+    lines = _columns(rows).split("\n")
+    out = [line for pair in zip(lines, choice_lines, strict=True) for line in pair if line is not None]
+    out.append("* the default profile. CPU and MEMORY: guarantee-limit per server.")
+    out += ["", "Nodes:"]
+    node_rows: list[tuple[str, ...]] = [("NODE", "ROLE", "GPUS", "GPU PROFILES", "WHY")]
     for r in plan.nodes:
-        node_rows.append((r.name, r.gpus, "yes" if r.included else "no", r.reason))
-    out.append(_columns(node_rows))
+        role = "control-plane" if r.control_plane else "-"
+        gpu_profiles = "-" if r.gpus == "-" else ("yes" if r.included else "no")
+        node_rows.append((r.name, role, r.gpus if wide else _fit(r.gpus, 44), gpu_profiles, r.reason))
+    out += _columns(node_rows, None if wide else TABLE_WIDTH).split("\n")
     if plan.notes:
         out += ["", "Notes:", *(f"- {n}" for n in plan.notes)]
     if cfg.images.build:
         out += ["", "Images are built by `pulumi up`; tags above are replaced by the pushed digests."]
+    if not wide:
+        out = [line for text in out for line in (_wrap(text) if len(text) > TABLE_WIDTH else [text])]
     return "\n".join(out) + "\n"
 
 
-def _columns(rows: list[tuple[str, ...]]) -> str:
+def _wrap(text: str) -> list[str]:
+    indent = " " * (len(text) - len(text.lstrip()) + 2)
+    return textwrap.wrap(text, TABLE_WIDTH, subsequent_indent=indent, break_on_hyphens=False)
+
+
+def _columns(rows: list[tuple[str, ...]], width: int | None = None) -> str:
+    """Aligned columns; with ``width``, the last column wraps onto lines indented to its start."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+    start = sum(widths[:-1]) + 2 * (len(widths) - 1)
+    lines = []
+    for r in rows:
+        head = "  ".join(c.ljust(w) for c, w in zip(r[:-1], widths, strict=False))
+        last = [r[-1]]
+        if width is not None and start + len(r[-1]) > width and width - start >= 20:
+            room = width - start
+            last = textwrap.wrap(r[-1], room, break_on_hyphens=False, break_long_words=False) or [""]
+            if max(len(x) for x in last) > room:  # one word longer than the column: break it
+                last = textwrap.wrap(r[-1], room, break_on_hyphens=False)
+        lines.append(f"{head}  {last[0]}".rstrip())
+        lines += [(" " * start + cont).rstrip() for cont in last[1:]]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m components.plan", description=__doc__.split("\n")[0])
     parser.add_argument("--stack-file", required=True, type=Path, help="Pulumi.<stack>.yaml")
     parser.add_argument("--nodes", type=Path, help="output of `kubectl get nodes -o json`")
-    parser.add_argument("--output", choices=["values", "table", "json"], default="table")
+    parser.add_argument(
+        "--output",
+        choices=["values", "table", "json"],
+        default="table",
+        help="table: the spawn form and the nodes (120 columns; --wide for everything); "
+        "values: the Helm values as YAML; json: the same values as JSON",
+    )
+    parser.add_argument("--wide", action="store_true", help="table: full names, image references and choices")
     args = parser.parse_args(argv)
     try:
         cfg, inventory = load_inputs(args.stack_file, args.nodes)
@@ -123,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     refs = image_refs_for_plan(cfg)
     plan = build_profiles(cfg, inventory, refs)
     if args.output == "table":
-        sys.stdout.write(render_table(cfg, plan))
+        sys.stdout.write(render_table(cfg, plan, wide=args.wide))
     else:
         values = values_from_plan(cfg, plan, refs)
         sys.stdout.write(render_values(values) if args.output == "values" else json.dumps(values, sort_keys=True))

@@ -43,8 +43,10 @@ class NodeRow(BaseModel):
 
     model_config = ConfigDict(frozen=True)
     name: str
-    gpus: str
-    included: bool
+    control_plane: bool
+    gpus: str  # "2 x NVIDIA GeForce RTX 4090, 24 GiB"; "-" without usable GPUs; "?" when unreadable
+    included: bool  # offered in the GPU profiles
+    user_pods: bool  # CPU profiles (and any user pod) can run here
     reason: str
 
 
@@ -69,9 +71,14 @@ def product_name(gpu: GpuInfo) -> str:
 
 def describe_node(node: NodeInfo) -> str:
     """ "gpu-node-2: 2 x NVIDIA GeForce RTX 4090, 24 GiB" (plus sharing or MIG details)."""
+    return f"{node.name}: {describe_gpus(node)}"
+
+
+def describe_gpus(node: NodeInfo) -> str:
+    """ "2 x NVIDIA GeForce RTX 4090, 24 GiB" (plus sharing or MIG details)."""
     gpu = node.gpu
     assert gpu is not None
-    text = f"{node.name}: {gpu.count} x {product_name(gpu)}, {_gib(gpu.memory_mib)}"
+    text = f"{gpu.count} x {product_name(gpu)}, {_gib(gpu.memory_mib)}"
     if gpu.shared:
         text += f", {gpu.sharing_strategy} ({gpu.allocatable} slots, 1 per user)"
     if gpu.mig_resources:
@@ -190,24 +197,32 @@ def build_profiles(cfg: StackConfig, inventory: Inventory, refs: dict[str, str])
     rows: list[NodeRow] = []
     classes: dict[tuple[Any, ...], list[NodeInfo]] = defaultdict(list)
     for node in inventory.nodes:
+        user_block = blocking_taints(node, user_tol)
+        user_pods = node.ready and node.schedulable and not user_block
+        row = {"name": node.name, "control_plane": node.control_plane, "user_pods": user_pods}
         if node.gpu is None:
-            reason = "no GPU: CPU profiles only"
-            if node.gpu_labelled:
-                reason = "labelled GPU-present but no nvidia.com/gpu allocatable (device plugin not running?)"
-            elif not node.ready:
+            if not node.ready:
                 reason = "NotReady"
             elif not node.schedulable:
                 reason = "cordoned (unschedulable)"
-            rows.append(NodeRow(name=node.name, gpus="-", included=False, reason=reason))
+            elif user_block:
+                reason = f"taint {', '.join(user_block)}: no user pods"
+            else:
+                reason = "CPU profiles"
+            if node.gpu_labelled:
+                reason = "labelled GPU-present but no nvidia.com/gpu allocatable (device plugin not running?)"
+            rows.append(NodeRow(**row, gpus="-", included=False, reason=reason))
             continue
         why = _exclusion(node, gpu_tol)
-        rows.append(
-            NodeRow(name=node.name, gpus=describe_node(node), included=why is None, reason=why or "GPU choices")
-        )
+        rows.append(NodeRow(**row, gpus=describe_gpus(node), included=why is None, reason=why or "GPU choices"))
         if why is None:
             classes[_class_key(node.gpu)].append(node)
     for skipped in inventory.skipped:
-        rows.append(NodeRow(name=skipped.name, gpus="?", included=False, reason=skipped.reason))
+        rows.append(
+            NodeRow(
+                name=skipped.name, control_plane=False, gpus="?", included=False, user_pods=False, reason=skipped.reason
+            )
+        )
     rows.sort(key=lambda r: (r.name, r.reason))
 
     neutral: dict[str, Any] = {"tolerations": user_tol, "node_affinity_required": []}

@@ -55,15 +55,45 @@ def test_quantities() -> None:
         parse_quantity("lots")
 
 
+def node_lines(table: str) -> dict[str, str]:
+    lines = table.split("Nodes:\n", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
+    return {line.split()[0]: line for line in lines if not line.startswith(" ")}
+
+
 def test_table_lists_every_gpu_node_with_product_memory_and_count() -> None:
     plan = build_profiles(CFG, parse_nodes(SCENARIOS["mixed"]), GIVEN_REFS)
-    table = render_table(CFG, plan)
-    for line in ("gpu-node-1: 1 x NVIDIA GeForce RTX 3090, 24 GiB", "gpu-node-2: 2 x NVIDIA GeForce RTX 4090, 24 GiB"):
-        assert line in table
+    nodes = node_lines(render_table(CFG, plan))
+    assert "1 x NVIDIA GeForce RTX 3090, 24 GiB  yes" in nodes["gpu-node-1"]
+    assert "2 x NVIDIA GeForce RTX 4090, 24 GiB  yes" in nodes["gpu-node-2"]
+    assert nodes["gpu-node-2"].count("gpu-node-2") == 1, "the GPUS column does not repeat the node name"
     down = render_table(CFG, build_profiles(CFG, parse_nodes(SCENARIOS["unavailable"]), GIVEN_REFS))
-    assert "NotReady" in down and "cordoned (unschedulable)" in down
+    assert "NotReady" in node_lines(down)["gpu-down"] and "cordoned (unschedulable)" in node_lines(down)["gpu-cordoned"]
     none = render_table(CFG, build_profiles(CFG, parse_nodes(SCENARIOS["nogpu"]), GIVEN_REFS))
     assert "no GPU profiles" in none
+
+
+def test_table_says_where_cpu_profiles_run_and_marks_the_control_plane() -> None:
+    nodes = node_lines(render_table(CFG, build_profiles(CFG, parse_nodes(SCENARIOS["homelab"]), GIVEN_REFS)))
+    assert nodes["cpu-1"].split()[1:] == ["-", "-", "-", "CPU", "profiles"]
+    assert nodes["cp-1"].split()[1] == "control-plane"
+    assert "no user pods" in render_table(CFG, build_profiles(CFG, parse_nodes(SCENARIOS["homelab"]), GIVEN_REFS))
+    assert nodes["gpu-ws-off"].split()[-2:] == ["no", "NotReady"]
+    assert nodes["gpu-4090"].split()[-3:] == ["yes", "GPU", "choices"]
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_table_fits_120_columns_and_wide_shows_everything(scenario: str) -> None:
+    plan = build_profiles(CFG, parse_nodes(SCENARIOS[scenario]), GIVEN_REFS)
+    table = render_table(CFG, plan)
+    assert max(len(line) for line in table.splitlines()) <= 120
+    assert "CPU and MEMORY: guarantee-limit" in table
+    wide = render_table(CFG, plan, wide=True)
+    for p in plan.profiles:
+        assert p["display_name"] in wide and p["slug"] in wide
+        image = p["kubespawner_override"].get("image")
+        assert image is None or image in wide, "full image references"
+    if any("node" in p.get("profile_options", {}) for p in plan.profiles):
+        assert "node (any, or " in table, "the node choice says it includes any node"
 
 
 @pytest.mark.parametrize("bad", ["", "{", "[]", '{"items": {}}', '{"kind": "NodeList"}', "null", b"\xff\xfe"])

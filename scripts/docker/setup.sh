@@ -50,6 +50,7 @@ if ! $docker info >/dev/null 2>&1; then
   log "starting dockerd"
   nohup /usr/sbin/dockerd --bridge=none --iptables=false --ip6tables=false \
     >"$state/dockerd.log" 2>&1 &
+  echo $! >"$state/dockerd.pid"  # for scripts/stop.sh
   for _ in $(seq 1 60); do
     $docker info >/dev/null 2>&1 && break
     sleep 1
@@ -123,6 +124,7 @@ registry_up() {
 if ! registry_up; then
   log "starting docker-registry on $REGISTRY"
   nohup /usr/bin/docker-registry serve "$state/registry.yml" >"$state/registry.log" 2>&1 &
+  echo $! >"$state/registry.pid"  # for scripts/stop.sh
   for _ in $(seq 1 30); do
     registry_up && break
     sleep 0.5

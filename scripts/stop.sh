@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Stop what scripts/test.sh started and left running: the local registry and dockerd (started by
+# scripts/docker/setup.sh, as root) and any simulated cluster of the e2e tier (scripts/e2e/cluster.py).
+# Caches are kept (.work/, ~/.cache/gpu-jupyterhub); delete those directories to reclaim the disk.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+state="${GPU_JUPYTERHUB_WORK_DIR:-$PWD/.work}/docker"
+e2e="${GPU_JUPYTERHUB_E2E_DIR:-$HOME/.cache/gpu-jupyterhub/e2e}"
+if [[ -d "$e2e/kwok/clusters" && -x .venv/bin/python ]]; then
+  for c in "$e2e"/kwok/clusters/*/; do
+    [[ -d "$c" ]] && .venv/bin/python scripts/e2e/cluster.py down "$(basename "$c")" && echo "stop.sh: cluster $(basename "$c") deleted"
+  done
+fi
+# Only the processes setup.sh started (their pids are in its state directory), never another dockerd.
+for name in registry dockerd; do
+  pidfile="$state/$name.pid"
+  if [[ -f "$pidfile" ]] && kill "$(cat "$pidfile")" 2>/dev/null; then
+    echo "stop.sh: $name stopped"
+  fi
+  rm -f "$pidfile"
+done
+exit 0
