@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -177,3 +178,11 @@ def test_fixture_files_match_their_generator() -> None:
     assert sorted(p.stem for p in folder.glob("*.json")) == sorted(SCENARIOS)
     for name, document in SCENARIOS.items():
         assert json.loads((folder / f"{name}.json").read_text()) == document, name
+
+
+def test_values_show_multiline_strings_as_yaml_blocks() -> None:
+    values = values_from_plan(CFG, build_profiles(CFG, parse_nodes(SCENARIOS["mixed"]), GIVEN_REFS), GIVEN_REFS)
+    text = render_values(values)
+    assert "20-live-profiles: |" in text, "the hub-side code reads as code"
+    assert "\\n" not in text.split("20-live-profiles: |", 1)[1].split("\n    ", 2)[1]
+    assert yaml.safe_load(text) == values
