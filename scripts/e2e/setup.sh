@@ -42,6 +42,7 @@ build() {
     fi
     touch "$out/.ok"
     echo "setup.sh: $tool $version: built in $((SECONDS - start)) s"
+    find "$cache" -maxdepth 1 -name "$tool-*" ! -path "$out" -exec rm -rf {} +  # older builds of this tool
   fi
   local f
   for f in "$out"/*; do ln -sfn "$f" "$cache/bin/$(basename "$f")"; done

@@ -36,6 +36,12 @@ type host struct {
 	pulumirpc.UnimplementedLanguageRuntimeServer
 	shim          string
 	engineAddress string
+	stop          context.CancelFunc // stops serving (the engine went away)
+}
+
+// watchEngine stops the host when the engine stops answering, so no language host outlives its engine.
+func (h *host) watchEngine() error {
+	return rpcutil.Healthcheck(context.Background(), h.engineAddress, 5*time.Minute, h.stop)
 }
 
 func main() {
@@ -54,15 +60,13 @@ func main() {
 	if _, err := os.Stat(shim); err != nil {
 		fail(fmt.Errorf("missing %s beside the language host: %w", shim, err))
 	}
-	h := &host{shim: shim}
+	cancel := make(chan bool)
+	ctx, stop := context.WithCancel(context.Background())
+	go func() { <-ctx.Done(); close(cancel) }()
+	h := &host{shim: shim, stop: stop}
 	if flag.NArg() > 0 {
 		h.engineAddress = flag.Arg(0)
-	}
-	cancel := make(chan bool)
-	if h.engineAddress != "" {
-		ctx, stop := context.WithCancel(context.Background())
-		go func() { <-ctx.Done(); close(cancel) }()
-		if err := rpcutil.Healthcheck(ctx, h.engineAddress, 5*time.Minute, stop); err != nil {
+		if err := h.watchEngine(); err != nil {
 			fail(err)
 		}
 	}
@@ -91,6 +95,9 @@ func (h *host) Handshake(
 	_ context.Context, req *pulumirpc.LanguageHandshakeRequest,
 ) (*pulumirpc.LanguageHandshakeResponse, error) {
 	h.engineAddress = req.GetEngineAddress()
+	if err := h.watchEngine(); err != nil {
+		return nil, err
+	}
 	return &pulumirpc.LanguageHandshakeResponse{}, nil
 }
 
