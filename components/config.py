@@ -483,6 +483,14 @@ def load_stack_file(data: Mapping[str, Any]) -> StackConfig:
     return parse_config(_fill_missing_secrets(raw, StackConfig))
 
 
+def _submodel(ann: Any) -> type[BaseModel] | None:
+    """The model a field holds (``Model`` or ``Model | None``), if any."""
+    return next(
+        (a for a in [ann, *(getattr(ann, "__args__", ()) or ())] if isinstance(a, type) and issubclass(a, BaseModel)),
+        None,
+    )
+
+
 def _fill_missing_secrets(raw: Any, model: type[BaseModel]) -> Any:
     """Placeholders for required secrets a stack file does not hold yet: the plan never needs their values
     (a deploy does, and reports each one missing by name)."""
@@ -493,14 +501,7 @@ def _fill_missing_secrets(raw: Any, model: type[BaseModel]) -> Any:
         ann = field.annotation
         if ann is SecretStr and field.is_required() and name not in out:
             out[name] = SECRET_PLACEHOLDER
-        sub = next(
-            (
-                a
-                for a in [ann, *(getattr(ann, "__args__", ()) or ())]
-                if isinstance(a, type) and issubclass(a, BaseModel)
-            ),
-            None,
-        )
+        sub = _submodel(ann)
         if sub is not None and isinstance(out.get(name), dict):
             out[name] = _fill_missing_secrets(out[name], sub)
     return out
@@ -521,11 +522,7 @@ def reference_rows(model: type[BaseModel] = StackConfig, prefix: str = "") -> li
     for name, field in model.model_fields.items():
         key = f"{prefix}{name}"
         ann = field.annotation
-        args = [a for a in (getattr(ann, "__args__", ()) or ()) if a is not type(None)]
-        sub = next(
-            (a for a in [ann, *args] if isinstance(a, type) and issubclass(a, BaseModel)),
-            None,
-        )
+        sub = _submodel(ann)
         type_name = _type_name(ann)
         if field.is_required():
             default = "required"

@@ -203,3 +203,15 @@ def test_chart_on_disk_source(prebuilt_config: dict[str, Any], tmp_path: Path) -
     with pytest.raises(pulumi.RunError, match=r"gpu-jupyterhub:chart\.path: .* version '4\.3\.0'"):
         run(cfg, record=record)
     assert [r.type for r in record.resources] == ["pulumi:pulumi:Stack"], "nothing half-deployed"
+
+
+def test_a_secret_not_set_yet_is_named_with_the_command_that_sets_it(base_config: dict[str, Any]) -> None:
+    cfg = copy.deepcopy(base_config)
+    del cfg["registry"]["password"]
+    del cfg["auth"]["oidc"]["clientSecret"]
+    record = Run()
+    with pytest.raises(pulumi.RunError) as err:
+        run(cfg, record=record)
+    for key in ("gpu-jupyterhub:registry.password", "gpu-jupyterhub:auth.oidc.clientSecret"):
+        assert f"pulumi config set --secret --path '{key}'" in str(err.value)
+    assert [r.type for r in record.resources] == ["pulumi:pulumi:Stack"]
