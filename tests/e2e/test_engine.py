@@ -223,6 +223,22 @@ def test_i_bad_config_and_unreachable_context_register_nothing(project: PulumiPr
     assert "kube context 'kwok-no-such-cluster'" in result.text
     assert "Traceback" not in result.text
     assert [r["type"] for r in project.resources("bad")] in ([], ["pulumi:pulumi:Stack"])
+    # A context that exists, whose API server does not answer (a machine that is off).
+    cluster.kubectl("homelab", "config", "set-cluster", "kwok-dead", "--server=https://127.0.0.1:1")
+    cluster.kubectl(
+        "homelab",
+        "config",
+        "set-context",
+        "kwok-dead",
+        "--cluster=kwok-dead",
+        f"--user={cluster.context_of('homelab')}",
+    )
+    project.set_config("bad", "kubeContext", "kwok-dead")
+    result = project.pulumi("preview", "--stack", "bad", check=False)
+    assert result.returncode != 0
+    assert "cannot list nodes of kube context 'kwok-dead'" in result.text and "refused" in result.text
+    assert "Traceback" not in result.text
+    assert [r["type"] for r in project.resources("bad")] in ([], ["pulumi:pulumi:Stack"])
 
 
 def test_g_destroy_stops_at_the_notebooks_and_says_what_to_do(project: PulumiProject, stack: dict[str, Any]) -> None:
