@@ -46,7 +46,6 @@ class NodeRow(BaseModel):
     control_plane: bool
     gpus: str  # "2 x NVIDIA GeForce RTX 4090, 24 GiB"; "-" without usable GPUs; "?" when unreadable
     included: bool  # offered in the GPU profiles
-    user_pods: bool  # CPU profiles (and any user pod) can run here
     reason: str
 
 
@@ -198,8 +197,7 @@ def build_profiles(cfg: StackConfig, inventory: Inventory, refs: dict[str, str])
     classes: dict[tuple[Any, ...], list[NodeInfo]] = defaultdict(list)
     for node in inventory.nodes:
         user_block = blocking_taints(node, user_tol)
-        user_pods = node.ready and node.schedulable and not user_block
-        row = {"name": node.name, "control_plane": node.control_plane, "user_pods": user_pods}
+        row = {"name": node.name, "control_plane": node.control_plane}
         if node.gpu is None:
             if not node.ready:
                 reason = "NotReady"
@@ -218,11 +216,7 @@ def build_profiles(cfg: StackConfig, inventory: Inventory, refs: dict[str, str])
         if why is None:
             classes[_class_key(node.gpu)].append(node)
     for skipped in inventory.skipped:
-        rows.append(
-            NodeRow(
-                name=skipped.name, control_plane=False, gpus="?", included=False, user_pods=False, reason=skipped.reason
-            )
-        )
+        rows.append(NodeRow(name=skipped.name, control_plane=False, gpus="?", included=False, reason=skipped.reason))
     rows.sort(key=lambda r: (r.name, r.reason))
 
     neutral: dict[str, Any] = {"tolerations": user_tol, "node_affinity_required": []}
