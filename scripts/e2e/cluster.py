@@ -122,10 +122,23 @@ def load_nodes(paths: list[Path]) -> list[dict[str, Any]]:
 
 
 def add_nodes(name: str, paths: list[Path]) -> list[str]:
+    """Create (or replace) the nodes of ``paths``; returns once KWOK has made the Ready ones Ready."""
     nodes = load_nodes(paths)
     names = [n["metadata"]["name"] for n in nodes]
     kubectl(name, "delete", "node", "--ignore-not-found", *names)
     kubectl(name, "create", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": nodes}))
+    managed = {n["metadata"]["name"] for n in nodes if KWOK_ANNOTATION in n["metadata"]["annotations"]}
+
+    def ready() -> bool:
+        items = json.loads(kubectl(name, "get", "nodes", "-o", "json").stdout)["items"]
+        ready = {
+            n["metadata"]["name"]
+            for n in items
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in n.get("status", {}).get("conditions", []))
+        }
+        return managed <= ready
+
+    _wait(f"nodes {', '.join(sorted(managed))} of cluster {name} to be Ready", ready, 60)
     return names
 
 
@@ -187,22 +200,7 @@ def up(name: str, node_files: list[Path]) -> str:
         ]
     )
     kubectl(name, "create", "-f", "-", stdin=json.dumps(DEFAULT_STORAGE_CLASS))
-    names = add_nodes(name, node_files)
-
-    def settled() -> bool:
-        out = kubectl(name, "get", "nodes", "-o", "json").stdout
-        items = {n["metadata"]["name"]: n for n in json.loads(out)["items"]}
-        for n in load_nodes(node_files):
-            got = items.get(n["metadata"]["name"])
-            if got is None:
-                return False
-            if KWOK_ANNOTATION in n["metadata"]["annotations"]:
-                conds = {c["type"]: c["status"] for c in got.get("status", {}).get("conditions", [])}
-                if conds.get("Ready") != "True":
-                    return False
-        return True
-
-    _wait(f"nodes {', '.join(names)} of cluster {name}", settled, 60)
+    add_nodes(name, node_files)
     return context_of(name)
 
 

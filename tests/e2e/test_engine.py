@@ -122,8 +122,7 @@ def test_c_second_preview_has_no_changes(project: PulumiProject, stack: dict[str
 
 
 def test_d_new_hardware_changes_only_the_release(project: PulumiProject, stack: dict[str, Any]) -> None:
-    cluster.add_nodes("homelab", [FIXTURES / "homelab-added.json"])
-    cluster_ready("homelab", "gpu-4090-b")
+    cluster.add_nodes("homelab", [FIXTURES / "homelab-added.json"])  # returns once the node is Ready
     steps = preview_steps(project, "--diff")
     changed = sorted((s["op"], s["urn"].split("::")[-2].split("$")[-1]) for s in steps)
     assert changed == [("update", RELEASE)], changed
@@ -134,14 +133,6 @@ def test_d_new_hardware_changes_only_the_release(project: PulumiProject, stack: 
     assert outputs["profiles"] == [
         p["display_name"] for p in expected_plan("homelab", stack["config"], stack["secrets"]).profiles
     ]
-
-
-def cluster_ready(name: str, node: str) -> None:
-    def ready() -> bool:
-        conds = kubectl_json(name, "get", "node", node)["status"].get("conditions", [])
-        return any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
-
-    cluster._wait(f"node {node} Ready", ready, 60)
 
 
 def test_e_a_gpu_node_switched_off_does_not_block_up(project: PulumiProject, stack: dict[str, Any]) -> None:
