@@ -17,7 +17,7 @@ from components.chart import ChartSource, chart_source
 from components.config import ConfigError, StackConfig, load_pulumi_config
 from components.hub import JupyterHub, JupyterHubArgs
 from components.image_builds import ImageBuilds, ImageBuildsArgs, RegistryPullSecret, RegistryPullSecretArgs
-from components.image_specs import IMAGE_SPECS, gpu_images
+from components.image_specs import image_specs
 from components.inventory import InventoryError, from_cluster, from_file
 from components.nodes import Inventory
 from components.prepull import PrePuller, PrePullerArgs
@@ -103,6 +103,7 @@ def main() -> None:
             images_dir=str(ROOT / "images"),
             context_dir=str(ROOT),
             version=cfg.images.version,
+            specs=image_specs(cfg.images.cuda12),
         ),
     )
     gpu_tolerations = [dict(t) for t in cfg.profiles.gpuTolerations]
@@ -111,7 +112,7 @@ def main() -> None:
         "prepull",
         PrePullerArgs(
             refs=images.ref_outputs,
-            gpu_images=gpu_images(),
+            gpu_images=images.gpu_images,
             namespace=cfg.namespace,
             provider=provider,
             pull_secret=PULL_SECRET,
@@ -162,7 +163,7 @@ def main() -> None:
     )
 
     # Names and nodes do not depend on image digests: known in a preview too, unlike the values.
-    profile_plan = build_profiles(cfg, inventory, {s.name: "(pending)" for s in IMAGE_SPECS})
+    profile_plan = build_profiles(cfg, inventory, {s.name: "(pending)" for s in image_specs(cfg.images.cuda12)})
     pulumi.export("hub_url", hub.url)
     pulumi.export("profiles", [p["display_name"] for p in profile_plan.profiles])
     pulumi.export("gpu_nodes", profile_plan.gpu_nodes)

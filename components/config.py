@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from components.image_specs import IMAGE_SPECS
+from components.image_specs import ALL_IMAGE_NAMES, CUDA12, CUDA13, image_specs
 
 NAMESPACE = "gpu-jupyterhub"
 SECRET_PLACEHOLDER = "[secret]"
@@ -289,7 +289,7 @@ class RegistryConfig(_Model):
         return v
 
 
-IMAGE_NAMES = tuple(spec.name for spec in IMAGE_SPECS)
+IMAGE_NAMES = ALL_IMAGE_NAMES
 
 
 class ImagesConfig(_Model):
@@ -303,6 +303,12 @@ class ImagesConfig(_Model):
         description="Base of the root images (point it at your Harbor proxy cache).",
     )
     version: str = Field("0.1.0", description="Version label and tag of the built images.")
+    cuda12: bool = Field(
+        False,
+        description=f"Also build the CUDA 12 variant of the GPU images (`-cu12`) for GPU nodes whose NVIDIA "
+        f"driver is {CUDA12.min_driver_major}-{CUDA13.min_driver_major - 1}; without it such nodes get no GPU "
+        f"profiles (the default images need driver {CUDA13.min_driver_major}+).",
+    )
 
     @field_validator("refs")
     @classmethod
@@ -382,7 +388,7 @@ class StackConfig(_Model):
     @model_validator(mode="after")
     def _images(self) -> StackConfig:
         if not self.images.build:
-            missing = [n for n in IMAGE_NAMES if n not in self.images.refs]
+            missing = [s.name for s in image_specs(self.images.cuda12) if s.name not in self.images.refs]
             if missing:
                 raise ValueError(f"images.build is false, so images.refs needs {missing}")
         return self

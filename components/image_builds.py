@@ -19,7 +19,15 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_kubernetes as kubernetes
 
-from components.image_specs import IMAGE_SPECS, ImageSpec, build_order, check_digest_refs, specs_by_name
+from components.image_specs import (
+    IMAGE_SPECS,
+    CudaVariant,
+    ImageSpec,
+    build_order,
+    check_digest_refs,
+    gpu_images,
+    specs_by_name,
+)
 
 
 @dataclass
@@ -74,13 +82,13 @@ class ImageBuilds(pulumi.ComponentResource):
     refs: pulumi.Output[dict[str, str]]
     ref_outputs: dict[str, pulumi.Output[str]]
     images: dict[str, docker.Image]
-    gpu_images: set[str]
+    gpu_images: dict[str, CudaVariant]
 
     def __init__(self, name: str, args: ImageBuildsArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("gpu-jupyterhub:images:ImageBuilds", name, None, opts)
         specs = specs_by_name(args.specs)
         order = build_order(args.specs)
-        self.gpu_images = {n for n, s in specs.items() if s.gpu_required}
+        self.gpu_images = gpu_images(args.specs)
         self.images = {}
         self.ref_outputs = {}
 
@@ -104,11 +112,12 @@ class ImageBuilds(pulumi.ComponentResource):
                     build=docker.DockerBuildArgs(
                         context=context,
                         # The provider wants an absolute path or one relative to the program.
-                        dockerfile=os.path.join(os.path.abspath(args.images_dir), image, "Dockerfile"),
+                        dockerfile=os.path.join(os.path.abspath(args.images_dir), spec.dockerfile_dir, "Dockerfile"),
                         args={
                             "BASE_IMAGE": base_ref,
                             "IMAGE_VERSION": args.version,
-                            "IMAGE_SOURCE": f"{args.source}/images/{image}",
+                            "IMAGE_SOURCE": f"{args.source}/images/{spec.dockerfile_dir}",
+                            "LOCK_SUFFIX": spec.lock_suffix,
                         },
                         builder_version=docker.BuilderVersion.BUILDER_BUILD_KIT,
                         platform=args.platform,

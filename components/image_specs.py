@@ -1,7 +1,12 @@
-"""What the four Jupyter images are and in which order they build.
+"""What the Jupyter images are, which NVIDIA driver their CUDA needs, and in which order they build.
 
-Pure data and functions (no Pulumi), so that build order, pre-pull grouping and the
-tests share one description of the FROM chain in ``images/*/Dockerfile``.
+Pure data and functions (no Pulumi), so that build order, pre-pull grouping, the profiles' driver
+gating and the tests share one description of the FROM chain in ``images/*/Dockerfile``.
+
+The GPU images exist in CUDA variants: the default one follows the newest torch on PyPI (CUDA 13,
+driver 580+); the optional CUDA 12 variant (``images.cuda12``) is built from the same Dockerfiles
+with the ``requirements-cu12.txt`` locks for nodes whose driver is older. Each node gets the newest
+variant its driver can run; nodes without the driver label get the default one.
 """
 
 from __future__ import annotations
@@ -13,23 +18,138 @@ from dataclasses import dataclass
 DIGEST_REF = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
 
 
+# GPU feature discovery's labels with the major version of the node's NVIDIA driver: the
+# current name first, then the deprecated one it still writes (older releases write only that).
+DRIVER_MAJOR_LABELS = ("nvidia.com/cuda.driver-version.major", "nvidia.com/cuda.driver.major")
+DRIVER_MAJOR_LABEL = DRIVER_MAJOR_LABELS[0]
+# The oldest driver branch that runs a CUDA major release's binaries (NVIDIA's CUDA
+# minor-version compatibility: 12.x needs >= 525.60.13, 13.x needs >= 580). Only the major
+# number is compared: that is all a node affinity can express, and 525.x before 525.60
+# never shipped as a production driver.
+MIN_DRIVER_MAJOR: dict[int, int] = {12: 525, 13: 580}
+
+
+@dataclass(frozen=True)
+class CudaVariant:
+    """One CUDA build of the GPU images.
+
+    key: short name ("cu13"); suffix: appended to image names and lock files ("" for the
+    default variant); cuda_major: the CUDA major release of the locked torch (a test reads
+    it from the lock).
+    """
+
+    key: str
+    cuda_major: int
+    suffix: str
+
+    @property
+    def min_driver_major(self) -> int:
+        return MIN_DRIVER_MAJOR[self.cuda_major]
+
+    @property
+    def title(self) -> str:
+        return f"CUDA {self.cuda_major}"
+
+
+CUDA13 = CudaVariant("cu13", 13, "")
+CUDA12 = CudaVariant("cu12", 12, "-cu12")
+
+
 @dataclass(frozen=True)
 class ImageSpec:
-    """One image: its folder under images/, its base image in this set (None: BASE_IMAGE
-    from outside), and whether it needs a GPU node."""
+    """One image: its name (the Harbor repository), its base image in this set (None:
+    BASE_IMAGE from outside), whether it needs a GPU node, and for GPU images the CUDA
+    variant; ``folder`` is the Dockerfile's folder under images/ (default: the name)."""
 
     name: str
     base: str | None
     gpu_required: bool
     description: str
+    cuda: CudaVariant | None = None
+    folder: str = ""
+
+    @property
+    def dockerfile_dir(self) -> str:
+        return self.folder or self.name
+
+    @property
+    def lock_suffix(self) -> str:
+        """Which lock files the build uses: requirements{suffix}.txt (a Dockerfile build argument)."""
+        return self.cuda.suffix if self.cuda else ""
 
 
 IMAGE_SPECS: tuple[ImageSpec, ...] = (
     ImageSpec("jupyter-ml-cpu", None, False, "Data science on CPU"),
-    ImageSpec("jupyter-ml-gpu", None, True, "PyTorch with CUDA"),
-    ImageSpec("jupyter-fine-tuning", "jupyter-ml-gpu", True, "Unsloth, TRL, PEFT"),
+    ImageSpec("jupyter-ml-gpu", None, True, "PyTorch with CUDA", CUDA13),
+    ImageSpec("jupyter-fine-tuning", "jupyter-ml-gpu", True, "Unsloth, TRL, PEFT", CUDA13),
     ImageSpec("jupyter-agent-dev", "jupyter-ml-cpu", False, "LangChain, LangGraph, vector stores"),
 )
+
+
+def variant_specs(variant: CudaVariant, specs: Iterable[ImageSpec] = IMAGE_SPECS) -> tuple[ImageSpec, ...]:
+    """The GPU images of the default variant rebuilt for ``variant``: same Dockerfiles, other locks."""
+    out = []
+    for spec in specs:
+        if spec.cuda != CUDA13:
+            continue
+        out.append(
+            ImageSpec(
+                spec.name + variant.suffix,
+                spec.base + variant.suffix if spec.base else None,
+                True,
+                f"{spec.description} ({variant.title})",
+                variant,
+                spec.dockerfile_dir,
+            )
+        )
+    return tuple(out)
+
+
+def image_specs(cuda12: bool = False) -> tuple[ImageSpec, ...]:
+    """The images a stack builds: the four, plus the CUDA 12 variants when ``images.cuda12`` is on."""
+    return IMAGE_SPECS + (variant_specs(CUDA12) if cuda12 else ())
+
+
+ALL_IMAGE_NAMES: tuple[str, ...] = tuple(s.name for s in image_specs(cuda12=True))
+
+
+def cuda_variants(cuda12: bool = False) -> tuple[CudaVariant, ...]:
+    """The variants a stack offers, newest CUDA first (the order nodes are matched in)."""
+    return (CUDA13, CUDA12) if cuda12 else (CUDA13,)
+
+
+def variant_for_driver(driver_major: int | None, variants: Iterable[CudaVariant]) -> CudaVariant | None:
+    """The newest variant a driver runs; unknown driver: the newest (the label is missing on
+    clusters without GPU feature discovery, which should keep working); None: too old for all."""
+    ordered = sorted(variants, key=lambda v: -v.cuda_major)
+    if driver_major is None:
+        return ordered[0] if ordered else None
+    return next((v for v in ordered if driver_major >= v.min_driver_major), None)
+
+
+def driver_terms(variant: CudaVariant, variants: Iterable[CudaVariant]) -> list[dict]:
+    """Node selector terms (ORed) for the nodes ``variant_for_driver`` gives ``variant``.
+
+    One term per driver label (either name may carry the version); Gt/Lt compare a label
+    as an integer and fail on anything else. A node with neither label matches only the
+    newest variant's DoesNotExist term, as in ``variant_for_driver``.
+    """
+    ordered = sorted(variants, key=lambda v: -v.cuda_major)
+    if variant not in ordered:
+        raise ValueError(f"{variant.key} is not among the offered variants")
+    newer = ordered[: ordered.index(variant)]
+    terms = []
+    for label in DRIVER_MAJOR_LABELS:
+        exprs = [{"key": label, "operator": "Gt", "values": [str(variant.min_driver_major - 1)]}]
+        if newer:
+            ceiling = min(v.min_driver_major for v in newer)
+            exprs.append({"key": label, "operator": "Lt", "values": [str(ceiling)]})
+        terms.append({"matchExpressions": exprs})
+    if not newer:
+        terms.append(
+            {"matchExpressions": [{"key": label, "operator": "DoesNotExist"} for label in DRIVER_MAJOR_LABELS]}
+        )
+    return terms
 
 
 def specs_by_name(specs: Iterable[ImageSpec] = IMAGE_SPECS) -> dict[str, ImageSpec]:
@@ -68,9 +188,9 @@ def build_order(specs: Iterable[ImageSpec] = IMAGE_SPECS) -> list[str]:
     return order
 
 
-def gpu_images(specs: Iterable[ImageSpec] = IMAGE_SPECS) -> set[str]:
-    """Names of the images that only make sense on GPU nodes."""
-    return {s.name for s in specs if s.gpu_required}
+def gpu_images(specs: Iterable[ImageSpec] = IMAGE_SPECS) -> dict[str, CudaVariant]:
+    """The images that only make sense on GPU nodes, with the CUDA variant each was built for."""
+    return {s.name: s.cuda or CUDA13 for s in specs if s.gpu_required}
 
 
 def check_digest_refs(refs: Mapping[str, str], required: Iterable[str]) -> dict[str, str]:

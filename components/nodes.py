@@ -44,6 +44,8 @@ class GpuInfo(BaseModel):
     sharing_strategy: str  # none, time-slicing or mps
     mig_strategy: str | None  # single, mixed or None
     mig_resources: tuple[tuple[str, int], ...]  # sorted (resource name, allocatable)
+    driver_major: int | None = None  # nvidia.com/cuda.driver-version.major; None: no label (driver unknown)
+    driver: str | None = None  # "570.124.06" for messages, from the cuda.driver.* labels
 
     @property
     def shared(self) -> bool:
@@ -129,6 +131,33 @@ def _str_map(obj: Any, what: str) -> dict[str, str]:
     return {str(k): v for k, v in obj.items()}
 
 
+# GPU feature discovery's driver labels: current names, then the deprecated ones (older releases).
+_DRIVER_LABELS = (
+    (
+        "nvidia.com/cuda.driver-version.major",
+        "nvidia.com/cuda.driver-version.minor",
+        "nvidia.com/cuda.driver-version.revision",
+    ),
+    ("nvidia.com/cuda.driver.major", "nvidia.com/cuda.driver.minor", "nvidia.com/cuda.driver.rev"),
+)
+
+
+def _driver(labels: Mapping[str, str]) -> tuple[int | None, str | None]:
+    """(major, "570.124.06") from the first label set present; minor and revision as far as they are numbers."""
+    for major_key, *rest in _DRIVER_LABELS:
+        major = _int_label(labels, major_key)
+        if major is None:
+            continue
+        parts = [str(major)]
+        for key in rest:
+            value = labels.get(key)
+            if not (isinstance(value, str) and re.fullmatch(r"[0-9]{1,6}", value)):
+                break
+            parts.append(value)
+        return major, ".".join(parts)
+    return None, None
+
+
 def _parse_gpu(labels: Mapping[str, str], allocatable: Mapping[str, Any]) -> GpuInfo | None:
     gpu_alloc = parse_quantity(allocatable[GPU_RESOURCE]) if GPU_RESOURCE in allocatable else 0
     mig: list[tuple[str, int]] = []
@@ -142,6 +171,7 @@ def _parse_gpu(labels: Mapping[str, str], allocatable: Mapping[str, Any]) -> Gpu
     product = labels.get("nvidia.com/gpu.product")
     replicas = _int_label(labels, "nvidia.com/gpu.replicas") or 1
     strategy = labels.get("nvidia.com/gpu.sharing-strategy") or ("time-slicing" if replicas > 1 else "none")
+    driver_major, driver = _driver(labels)
     count = _int_label(labels, "nvidia.com/gpu.count")
     if count is None:
         count = max(1, gpu_alloc // replicas) if gpu_alloc else len(mig)
@@ -154,6 +184,8 @@ def _parse_gpu(labels: Mapping[str, str], allocatable: Mapping[str, Any]) -> Gpu
         sharing_strategy=str(strategy),
         mig_strategy=labels.get("nvidia.com/mig.strategy") or None,
         mig_resources=tuple(mig),
+        driver_major=driver_major,
+        driver=driver,
     )
 
 

@@ -3,7 +3,8 @@
 z2jh's own puller pulls every profile image on every node; a multi-GB CUDA image on a
 CPU-only node only costs disk and bandwidth. Here each image group gets one DaemonSet:
 "cpu" images on every user node, "gpu" images only on nodes labelled
-``nvidia.com/gpu.present=true`` (tolerating the GPU taint). Each image is an init
+``nvidia.com/gpu.present=true`` (tolerating the GPU taint) whose NVIDIA driver runs
+their CUDA, "gpu-cu12" (the optional CUDA 12 variant) only where the driver needs it. Each image is an init
 container that runs a no-op, so the kubelet pulls it; a tiny main container then keeps
 the pod (and with it the images, which the kubelet's image GC leaves alone while a pod
 uses them) on the node. Turn the chart's ``prePuller.hook`` / ``prePuller.continuous``
@@ -19,6 +20,8 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as kubernetes
+
+from components.image_specs import CudaVariant, driver_terms
 
 GPU_NODE_LABEL = "nvidia.com/gpu.present"
 APP_LABEL = "gpu-jupyterhub-image-prepuller"
@@ -38,29 +41,38 @@ def container_name(image: str) -> str:
     return (name or "image")[:63].rstrip("-")
 
 
-def image_groups(names: Iterable[str], gpu_images: set[str]) -> dict[str, list[str]]:
-    """Split image names into the "cpu" and "gpu" groups (sorted, empty groups left out)."""
-    names = sorted(set(names))
-    groups = {
-        "cpu": [n for n in names if n not in gpu_images],
-        "gpu": [n for n in names if n in gpu_images],
-    }
-    return {group: members for group, members in groups.items() if members}
+def group_of(variant: CudaVariant) -> str:
+    """The pre-pull group of a GPU image: "gpu" for the default variant, "gpu-<key>" for others."""
+    return "gpu" + variant.suffix
 
 
-def _node_affinity(group: str, user_node_selector: Mapping[str, str] | None) -> dict[str, Any]:
+def image_groups(names: Iterable[str], gpu_images: Mapping[str, CudaVariant]) -> dict[str, list[str]]:
+    """Split image names into "cpu", "gpu" and per-variant GPU groups (sorted, empty groups left out)."""
+    groups: dict[str, list[str]] = {}
+    for name in sorted(set(names)):
+        group = group_of(gpu_images[name]) if name in gpu_images else "cpu"
+        groups.setdefault(group, []).append(name)
+    return dict(sorted(groups.items()))
+
+
+def _node_affinity(
+    group: str, user_node_selector: Mapping[str, str] | None, gpu_images: Mapping[str, CudaVariant]
+) -> dict[str, Any]:
     expressions = [
         {"key": key, "operator": "In", "values": [value]} for key, value in sorted((user_node_selector or {}).items())
     ]
-    if group == "gpu":
+    terms = [{"matchExpressions": expressions}]
+    variants = {v.key: v for v in gpu_images.values()}
+    variant = next((v for v in variants.values() if group_of(v) == group), None)
+    if variant is not None:
         expressions.append({"key": GPU_NODE_LABEL, "operator": "In", "values": ["true"]})
+        offered = sorted(variants.values(), key=lambda v: v.key)
+        terms = [
+            {"matchExpressions": expressions + term["matchExpressions"]} for term in driver_terms(variant, offered)
+        ]
     if not expressions:
         return {}
-    return {
-        "nodeAffinity": {
-            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": expressions}]}
-        }
-    }
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}}
 
 
 def daemonset_manifest(
@@ -73,8 +85,10 @@ def daemonset_manifest(
     *,
     name_prefix: str = "image-prepuller",
     pause_image: str | None = None,
+    gpu_images: Mapping[str, CudaVariant] | None = None,
 ) -> dict[str, Any]:
-    """One pre-pull DaemonSet (apps/v1) for the images in ``refs`` (name -> reference)."""
+    """One pre-pull DaemonSet (apps/v1) for the images in ``refs`` (name -> reference);
+    ``gpu_images`` says which CUDA variant each GPU image is (for the driver affinity)."""
     if not refs:
         raise ValueError(f"pre-pull group {group!r} has no images")
     labels = {
@@ -120,7 +134,7 @@ def daemonset_manifest(
         "initContainers": init_containers,
         "containers": [hold],
     }
-    affinity = _node_affinity(group, user_node_selector)
+    affinity = _node_affinity(group, user_node_selector, gpu_images or {})
     if affinity:
         pod_spec["affinity"] = affinity
     if tolerations:
@@ -143,7 +157,7 @@ def daemonset_manifest(
 
 def prepull_daemonsets(
     refs: dict[str, str],
-    gpu_images: set[str],
+    gpu_images: Mapping[str, CudaVariant],
     namespace: str,
     pull_secret: str | None,
     gpu_tolerations: list[dict],
@@ -153,7 +167,7 @@ def prepull_daemonsets(
     name_prefix: str = "image-prepuller",
     pause_image: str | None = None,
 ) -> list[dict]:
-    """DaemonSet manifests, one per non-empty image group ("cpu", then "gpu").
+    """DaemonSet manifests, one per non-empty image group ("cpu", "gpu", "gpu-cu12").
 
     ``user_tolerations`` (e.g. z2jh's ``hub.jupyter.org/dedicated`` taint) apply to both
     groups; ``gpu_tolerations`` only to the GPU group.
@@ -161,7 +175,7 @@ def prepull_daemonsets(
     out = []
     for group, members in image_groups(refs, gpu_images).items():
         tolerations = list(user_tolerations or [])
-        if group == "gpu":
+        if group != "cpu":
             tolerations += gpu_tolerations
         out.append(
             daemonset_manifest(
@@ -173,6 +187,7 @@ def prepull_daemonsets(
                 user_node_selector,
                 name_prefix=name_prefix,
                 pause_image=pause_image,
+                gpu_images=gpu_images,
             )
         )
     return out
@@ -185,7 +200,7 @@ class PrePullerArgs:
     explicit so the DaemonSets never go to an ambient cluster."""
 
     refs: Mapping[str, pulumi.Input[str]]
-    gpu_images: set[str]
+    gpu_images: Mapping[str, CudaVariant]
     namespace: str
     provider: pulumi.ProviderResource
     pull_secret: str | None = None
@@ -209,7 +224,7 @@ class PrePuller(pulumi.ComponentResource):
 
             def manifest(values: dict[str, str], group: str = group) -> dict[str, Any]:
                 tolerations = list(args.user_tolerations)
-                if group == "gpu":
+                if group != "cpu":
                     tolerations += args.gpu_tolerations
                 return daemonset_manifest(
                     group,
@@ -220,6 +235,7 @@ class PrePuller(pulumi.ComponentResource):
                     args.user_node_selector,
                     name_prefix=args.name_prefix,
                     pause_image=args.pause_image,
+                    gpu_images=args.gpu_images,
                 )
 
             doc = resolved.apply(manifest)

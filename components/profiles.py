@@ -3,7 +3,10 @@
 Shape of the result (KubeSpawner's ``profile_list``):
 
 - CPU profiles: "Standard Environment (CPU)" (default) and "Agent Development".
-- "GPU Environment (auto-select)" and "Fine-tuning (Unsloth + QLoRA)": one GPU on any GPU node.
+- "GPU Environment (auto-select)" and "Fine-tuning (Unsloth + QLoRA)": one GPU on any GPU node whose
+  NVIDIA driver runs the images' CUDA (``nvidia.com/cuda.driver.major``); with ``images.cuda12`` the
+  CUDA 12 images are offered for nodes with older drivers, and each image choice carries the affinity
+  of the nodes its variant is for (``components.image_specs.driver_terms``).
 - One profile per GPU *class* (same product, memory, per-node count, sharing and MIG layout), with a GPU
   count option up to what a node of that class offers and a node option that names every node of the
   class. Grouping keeps the values small at hundreds of nodes while every node stays reachable by name.
@@ -22,6 +25,15 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from components.config import StackConfig
+from components.image_specs import (
+    CUDA12,
+    CUDA13,
+    DRIVER_MAJOR_LABEL,
+    CudaVariant,
+    cuda_variants,
+    driver_terms,
+    variant_for_driver,
+)
 from components.nodes import GPU_RESOURCE, GpuInfo, Inventory, NodeInfo, blocking_taints
 from components.storage_spec import shared_code_mounts
 
@@ -100,6 +112,24 @@ def _exclusion(node: NodeInfo, tolerations: list[dict[str, str]]) -> str | None:
     return None
 
 
+def _driver_exclusion(gpu: GpuInfo, variants: tuple[CudaVariant, ...]) -> str:
+    """Why a node's driver is too old for every offered variant, and what fixes it."""
+    need = f"driver {gpu.driver}, images need {CUDA13.min_driver_major}+"
+    oldest = CUDA12.min_driver_major
+    if CUDA12 in variants:
+        return f"{need} (CUDA 12 images: {oldest}+): upgrade the driver"
+    assert gpu.driver_major is not None
+    if gpu.driver_major >= oldest:
+        return f"{need}: upgrade the driver or enable the CUDA 12 images (images.cuda12: true)"
+    return f"{need} ({oldest}+ with images.cuda12): upgrade the driver"
+
+
+def _included_reason(gpu: GpuInfo, variant: CudaVariant) -> str:
+    """ "GPU choices (driver 580.65.06)"; other variants than the default are named."""
+    images = "" if variant == CUDA13 else f", {variant.title} images"
+    return f"GPU choices{images} (driver {gpu.driver or 'unknown'})"
+
+
 def _class_key(gpu: GpuInfo) -> tuple[Any, ...]:
     return (gpu.product or "", gpu.memory_mib or 0, gpu.max_per_user, gpu.shared, gpu.mig_resources)
 
@@ -127,15 +157,24 @@ def _gpu_request(resource: str | None, count: int) -> dict[str, Any]:
     return {"extra_resource_limits": dict(req), "extra_resource_guarantees": dict(req)}
 
 
-def _image_option(cfg: StackConfig, refs: dict[str, str], names: list[str]) -> dict[str, Any]:
-    choices = {
-        name: {
-            "display_name": name,
+def _image_option(
+    cfg: StackConfig,
+    refs: dict[str, str],
+    names: list[str],
+    affinities: dict[str, list[dict[str, Any]]] | None = None,
+    titles: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The image picker; ``affinities`` gives an image choice the node terms its CUDA variant needs."""
+    choices: dict[str, Any] = {}
+    for index, name in enumerate(names):
+        override: dict[str, Any] = {"image": refs[name]}
+        if affinities and name in affinities:
+            override["node_affinity_required"] = affinities[name]
+        choices[name] = {
+            "display_name": (titles or {}).get(name, name),
             "default": index == 0,
-            "kubespawner_override": {"image": refs[name]},
+            "kubespawner_override": override,
         }
-        for index, name in enumerate(names)
-    }
     return {
         "display_name": "Image",
         "choices": choices,
@@ -193,6 +232,7 @@ def build_profiles(cfg: StackConfig, inventory: Inventory, refs: dict[str, str])
     cpu_env = {"NVIDIA_VISIBLE_DEVICES": "void"}
     gpu_env = {"NVIDIA_VISIBLE_DEVICES": None}
 
+    variants = cuda_variants(cfg.images.cuda12)
     rows: list[NodeRow] = []
     classes: dict[tuple[Any, ...], list[NodeInfo]] = defaultdict(list)
     for node in inventory.nodes:
@@ -212,9 +252,13 @@ def build_profiles(cfg: StackConfig, inventory: Inventory, refs: dict[str, str])
             rows.append(NodeRow(**row, gpus="-", included=False, reason=reason))
             continue
         why = _exclusion(node, gpu_tol)
-        rows.append(NodeRow(**row, gpus=describe_gpus(node), included=why is None, reason=why or "GPU choices"))
-        if why is None:
-            classes[_class_key(node.gpu)].append(node)
+        variant = variant_for_driver(node.gpu.driver_major, variants)
+        if why is None and variant is None:
+            why = _driver_exclusion(node.gpu, variants)
+        reason = why or _included_reason(node.gpu, variant)  # type: ignore[arg-type]
+        rows.append(NodeRow(**row, gpus=describe_gpus(node), included=why is None, reason=reason))
+        if why is None and variant is not None:
+            classes[(*_class_key(node.gpu), variant)].append(node)
     for skipped in inventory.skipped:
         rows.append(NodeRow(name=skipped.name, control_plane=False, gpus="?", included=False, reason=skipped.reason))
     rows.sort(key=lambda r: (r.name, r.reason))
@@ -252,45 +296,82 @@ def build_profiles(cfg: StackConfig, inventory: Inventory, refs: dict[str, str])
         },
     ]
 
-    plain_gpu_nodes = [n for nodes in classes.values() for n in nodes if n.gpu and n.gpu.allocatable > 0]
+    unknown = sorted(n.name for nodes in classes.values() for n in nodes if n.gpu and n.gpu.driver is None)
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        notes.append(
+            f"driver unknown on {shown} (no {DRIVER_MAJOR_LABEL} label: GPU feature discovery not running?); "
+            f"offered the {CUDA13.title} images, which need driver {CUDA13.min_driver_major}+"
+        )
+    # (variant, nodes) with whole GPUs (not only MIG slices), newest CUDA first
+    plain: dict[CudaVariant, list[NodeInfo]] = defaultdict(list)
+    for key, nodes in classes.items():
+        plain[key[-1]].extend(n for n in nodes if n.gpu and n.gpu.allocatable > 0)
+    offered = [v for v in variants if plain.get(v)]
     if not classes:
         notes.append(
             "no usable GPU node (none has nvidia.com/gpu or MIG resources allocatable, Ready, "
-            "schedulable and with tolerated taints): no GPU profiles"
+            "schedulable, with tolerated taints and a driver the images support): no GPU profiles"
         )
-    if plain_gpu_nodes:
+    if offered:
+        terms = {v: driver_terms(v, variants) for v in offered}
         gpu_common = {
             **_gpu_request(GPU_RESOURCE, 1),
             "environment": gpu_env,
             "tolerations": gpu_pod_tol,
-            "node_affinity_required": [],
+            "node_affinity_required": terms[offered[0]],
             "node_selector": {HOSTNAME_LABEL: None},
         }
+        gpu_names: list[str] = []
+        affinities: dict[str, list[dict[str, Any]]] = {}
+        titles: dict[str, str] = {}
+        for v in offered:
+            for base in ("jupyter-ml-gpu", "jupyter-fine-tuning"):
+                name = base + v.suffix
+                gpu_names.append(name)
+                affinities[name] = terms[v]
+                titles[name] = _variant_title(name, v)
+        tuning_names = [f"jupyter-fine-tuning{v.suffix}" for v in offered]
         profiles.append(
             {
                 "display_name": "GPU Environment (auto-select)",
                 "slug": "gpu",
                 "description": "1 GPU on any GPU node; " + _resource_text(cfg.profiles.gpu, "PyTorch with CUDA"),
                 "kubespawner_override": {**_resources(cfg.profiles.gpu), **gpu_common},
-                "profile_options": {"image": _image_option(cfg, refs, ["jupyter-ml-gpu", "jupyter-fine-tuning"])},
+                "profile_options": {"image": _image_option(cfg, refs, gpu_names, affinities, titles)},
             }
         )
-        profiles.append(
-            {
-                "display_name": "Fine-tuning (Unsloth + QLoRA)",
-                "slug": "fine-tuning",
-                "description": "1 GPU, more memory; " + _resource_text(cfg.profiles.fineTuning, "Unsloth, TRL, PEFT"),
-                "kubespawner_override": {
-                    **_resources(cfg.profiles.fineTuning),
-                    **gpu_common,
-                    "image": refs["jupyter-fine-tuning"],
-                },
+        tuning: dict[str, Any] = {
+            "display_name": "Fine-tuning (Unsloth + QLoRA)",
+            "slug": "fine-tuning",
+            "description": "1 GPU, more memory; " + _resource_text(cfg.profiles.fineTuning, "Unsloth, TRL, PEFT"),
+            "kubespawner_override": {
+                **_resources(cfg.profiles.fineTuning),
+                **gpu_common,
+                "image": refs[tuning_names[0]],
+            },
+        }
+        if len(tuning_names) > 1:
+            tuning["profile_options"] = {
+                "image": {
+                    "display_name": "Image",
+                    "choices": {
+                        name: {
+                            "display_name": titles[name],
+                            "default": i == 0,
+                            "kubespawner_override": {"image": refs[name], "node_affinity_required": affinities[name]},
+                        }
+                        for i, name in enumerate(tuning_names)
+                    },
+                }
             }
-        )
+        profiles.append(tuning)
     elif classes:
         notes.append("only MIG (mixed strategy) GPUs: no auto-select or fine-tuning profile; use the MIG profiles")
 
-    class_profiles = [_class_profile(cfg, refs, nodes, gpu_pod_tol, gpu_env) for nodes in classes.values()]
+    class_profiles = [
+        _class_profile(cfg, refs, nodes, gpu_pod_tol, gpu_env, key[-1], variants) for key, nodes in classes.items()
+    ]
     class_profiles.sort(key=lambda p: p["slug"])
     seen: dict[str, int] = {}
     for p in class_profiles:
@@ -308,6 +389,13 @@ def build_profiles(cfg: StackConfig, inventory: Inventory, refs: dict[str, str])
     )
 
 
+def _variant_title(name: str, variant: CudaVariant) -> str:
+    """The default variant's images keep their plain names; others say which drivers they are for."""
+    if variant == CUDA13:
+        return name
+    return f"{name} ({variant.title}, for drivers {variant.min_driver_major}-{CUDA13.min_driver_major - 1})"
+
+
 def _resource_text(r: Any, what: str) -> str:
     return f"{what}; {r.cpuGuarantee:g}-{r.cpuLimit:g} CPU, {r.memGuarantee}-{r.memLimit} memory"
 
@@ -318,6 +406,8 @@ def _class_profile(
     nodes: list[NodeInfo],
     tolerations: list[dict[str, str]],
     env: dict[str, Any],
+    variant: CudaVariant,
+    variants: tuple[CudaVariant, ...],
 ) -> dict[str, Any]:
     gpu = nodes[0].gpu
     assert gpu is not None
@@ -358,7 +448,10 @@ def _class_profile(
             "kubespawner_override": {"node_selector": {HOSTNAME_LABEL: node.name}},
         }
     memory = f"{round(gpu.memory_mib / 1024)}gib" if gpu.memory_mib else "unknown-memory"
-    slug = _slug(f"gpu {product} {memory} {short}")
+    slug = _slug(f"gpu {product} {memory} {short} {variant.suffix}")
+    images = [f"jupyter-ml-gpu{variant.suffix}", f"jupyter-fine-tuning{variant.suffix}"]
+    if variant != CUDA13:
+        kind += f", {variant.title} images"
     return {
         "display_name": f"{product}, {_gib(gpu.memory_mib)} ({kind})",
         "slug": slug,
@@ -367,18 +460,19 @@ def _class_profile(
             **_resources(cfg.profiles.gpu),
             "environment": env,
             "tolerations": tolerations,
-            "node_affinity_required": [_class_affinity(nodes)],
+            "node_affinity_required": _class_affinity(nodes, driver_terms(variant, variants)),
         },
         "profile_options": {
             "gpus": {"display_name": "GPUs", "choices": gpu_choices},
             "node": {"display_name": "Node", "choices": node_choices},
-            "image": _image_option(cfg, refs, ["jupyter-ml-gpu", "jupyter-fine-tuning"]),
+            "image": _image_option(cfg, refs, images, titles={n: _variant_title(n, variant) for n in images}),
         },
     }
 
 
-def _class_affinity(nodes: list[NodeInfo]) -> dict[str, Any]:
-    """Keep "any node" inside the class: by GPU labels when every node has them, else by host name."""
+def _class_affinity(nodes: list[NodeInfo], driver: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Keep "any node" inside the class: by GPU labels (and the variant's driver terms) when every
+    node has them, else by host name (which already names only nodes with a suitable driver)."""
     gpu = nodes[0].gpu
     assert gpu is not None
     if gpu.product and gpu.memory_mib:
@@ -388,8 +482,9 @@ def _class_affinity(nodes: list[NodeInfo]) -> dict[str, Any]:
         ]
         if gpu.shared:
             exprs.append({"key": "nvidia.com/gpu.replicas", "operator": "Gt", "values": ["1"]})
-        return {"matchExpressions": exprs}
-    return {"matchExpressions": [{"key": HOSTNAME_LABEL, "operator": "In", "values": sorted(n.name for n in nodes)}]}
+        return [{"matchExpressions": exprs + term["matchExpressions"]} for term in driver]
+    names = sorted(n.name for n in nodes)
+    return [{"matchExpressions": [{"key": HOSTNAME_LABEL, "operator": "In", "values": names}]}]
 
 
 def _shared_code_option(cfg: StackConfig, inventory: Inventory) -> dict[str, Any] | None:

@@ -3,7 +3,10 @@
 #   images/lock.sh                      all, bases first
 #   images/lock.sh jupyter-ml-gpu ...   only these (give bases before derived images)
 # Each lock is constrained by the locks below it in the FROM chain (-c lines in the .in
-# files), so a derived image never changes a package its base installed.
+# files), so a derived image never changes a package its base installed. A folder's
+# requirements-<variant>.in (the CUDA 12 variant: requirements-cu12.in) is locked to
+# requirements-<variant>.txt the same way. The GPU base's locks also get their CUDA
+# layer (cuda-layer*.txt, see images/cuda_layer.py).
 # The target is the images' interpreter, not this machine's: Debian bookworm's Python
 # 3.11.2 on x86_64 glibc 2.36, wheels only. uv can resolve for another Python and
 # platform (pip-compile cannot); it runs from a private venv under
@@ -23,13 +26,20 @@ else
   images=(common jupyter-ml-cpu jupyter-agent-dev jupyter-ml-gpu jupyter-fine-tuning)
 fi
 for name in "${images[@]}"; do
-  echo "locking $name" >&2
-  (cd "$here/$name" && "$venv/bin/uv" pip compile requirements.in \
-    --output-file requirements.txt \
-    --generate-hashes \
-    --python-version 3.11.2 \
-    --python-platform x86_64-manylinux_2_36 \
-    --only-binary :all: \
-    --custom-compile-command "images/lock.sh $name" \
-    --quiet)
+  for input in "$here/$name"/requirements*.in; do
+    variant="$(basename "$input" .in)"
+    variant="${variant#requirements}"
+    echo "locking $name${variant:+ ($variant)}" >&2
+    (cd "$here/$name" && "$venv/bin/uv" pip compile "requirements$variant.in" \
+      --output-file "requirements$variant.txt" \
+      --generate-hashes \
+      --python-version 3.11.2 \
+      --python-platform x86_64-manylinux_2_36 \
+      --only-binary :all: \
+      --custom-compile-command "images/lock.sh $name" \
+      --quiet)
+    if [[ "$name" == jupyter-ml-gpu ]]; then
+      python3 "$here/cuda_layer.py" "$here/$name/requirements$variant.txt" >"$here/$name/cuda-layer$variant.txt"
+    fi
+  done
 done

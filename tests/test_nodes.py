@@ -79,7 +79,7 @@ def test_table_says_where_cpu_profiles_run_and_marks_the_control_plane() -> None
     assert nodes["cp-1"].split()[1] == "control-plane"
     assert "no user pods" in render_table(CFG, build_profiles(CFG, parse_nodes(SCENARIOS["homelab"]), GIVEN_REFS))
     assert nodes["gpu-ws-off"].split()[-2:] == ["no", "NotReady"]
-    assert nodes["gpu-4090"].split()[-3:] == ["yes", "GPU", "choices"]
+    assert nodes["gpu-4090"].split()[-5:] == ["yes", "GPU", "choices", "(driver", "580.95.05)"]
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))

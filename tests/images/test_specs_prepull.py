@@ -10,7 +10,7 @@ import kubernetes_validate
 import pytest
 
 from components.image_builds import dockerconfigjson, repository
-from components.image_specs import IMAGE_SPECS, ImageSpec, build_order, check_digest_refs, gpu_images
+from components.image_specs import CUDA12, CUDA13, IMAGE_SPECS, ImageSpec, build_order, check_digest_refs, gpu_images
 from components.prepull import GPU_NODE_LABEL, container_name, image_groups, prepull_daemonsets
 from tests.images.docker_env import IMAGES
 
@@ -56,7 +56,7 @@ def test_specs_match_dockerfiles() -> None:
             assert default_base.group(1).startswith("debian:bookworm")
         flag = re.search(r'io\.gpu-jupyterhub\.gpu-required="(true|false)"', text)
         assert flag and (flag.group(1) == "true") == spec.gpu_required, spec.name
-    assert gpu_images() == {"jupyter-ml-gpu", "jupyter-fine-tuning"}
+    assert set(gpu_images()) == {"jupyter-ml-gpu", "jupyter-fine-tuning"}
 
 
 def test_digest_refs_are_required() -> None:
@@ -105,9 +105,11 @@ def test_prepull_groups_and_affinity() -> None:
     cpu_terms, gpu_terms = _required_terms(groups["cpu"]), _required_terms(groups["gpu"])
     gpu_expr = {"key": GPU_NODE_LABEL, "operator": "In", "values": ["true"]}
     user_expr = {"key": "hub.jupyter.org/node-purpose", "operator": "In", "values": ["user"]}
-    # One term: all its expressions must hold (AND). GPU images: user nodes that have a GPU.
-    assert len(gpu_terms) == 1 and gpu_expr in gpu_terms[0]["matchExpressions"]
-    assert user_expr in gpu_terms[0]["matchExpressions"]
+    # Terms are ORed, a term's expressions ANDed. GPU images: user nodes that have a GPU, in every
+    # term (the terms differ only in the driver labels: tests/test_drivers.py checks those).
+    assert len(gpu_terms) == 3
+    for term in gpu_terms:
+        assert gpu_expr in term["matchExpressions"] and user_expr in term["matchExpressions"]
     assert len(cpu_terms) == 1 and cpu_terms[0]["matchExpressions"] == [user_expr]
 
     assert groups["gpu"]["spec"]["template"]["spec"]["tolerations"] == GPU_TOLERATIONS
@@ -134,15 +136,14 @@ def test_prepull_without_user_selector_and_only_cpu_images() -> None:
         GPU_TOLERATIONS,
         None,
     )
-    assert _required_terms(gpu_only[0]) == [
-        {"matchExpressions": [{"key": GPU_NODE_LABEL, "operator": "In", "values": ["true"]}]}
-    ]
+    terms = _required_terms(gpu_only[0])
+    assert terms and all(
+        t["matchExpressions"][0] == {"key": GPU_NODE_LABEL, "operator": "In", "values": ["true"]} for t in terms
+    )
 
 
 def test_prepull_user_tolerations_and_pause_image() -> None:
-    user_tol = [
-        {"key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user", "effect": "NoSchedule"}
-    ]
+    user_tol = [{"key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user", "effect": "NoSchedule"}]
     manifests = prepull_daemonsets(
         REFS,
         gpu_images(),
@@ -167,10 +168,7 @@ def test_prepull_manifests_validate_strictly(with_selector: bool) -> None:
     )
     for ds in manifests:
         kubernetes_validate.validate(ds, "1.30", strict=True)
-        assert (
-            ds["spec"]["selector"]["matchLabels"].items()
-            <= ds["spec"]["template"]["metadata"]["labels"].items()
-        )
+        assert ds["spec"]["selector"]["matchLabels"].items() <= ds["spec"]["template"]["metadata"]["labels"].items()
 
 
 def test_prepull_invalid_field_is_caught_by_validation() -> None:
@@ -188,5 +186,10 @@ def test_container_names_are_dns_labels() -> None:
 
 
 def test_image_groups() -> None:
-    assert image_groups(["b", "a", "g"], {"g"}) == {"cpu": ["a", "b"], "gpu": ["g"]}
-    assert image_groups(["g"], {"g"}) == {"gpu": ["g"]}
+    assert image_groups(["b", "a", "g"], {"g": CUDA13}) == {"cpu": ["a", "b"], "gpu": ["g"]}
+    assert image_groups(["g"], {"g": CUDA13}) == {"gpu": ["g"]}
+    assert image_groups(["g", "g12", "c"], {"g": CUDA13, "g12": CUDA12}) == {
+        "cpu": ["c"],
+        "gpu": ["g"],
+        "gpu-cu12": ["g12"],
+    }
