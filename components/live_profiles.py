@@ -58,7 +58,8 @@ def gpu_usage(nodes, pods):
         ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
         ready = ready and not (node.get("spec") or {}).get("unschedulable", False)
         alloc = {k: _count(v) for k, v in (status.get("allocatable") or {}).items() if GPU_RESOURCE_PATTERN.match(k)}
-        usage[name] = {"ready": ready, "resources": {k: [v, v] for k, v in alloc.items()}}
+        labels = dict((node.get("metadata") or {}).get("labels") or {})
+        usage[name] = {"ready": ready, "resources": {k: [v, v] for k, v in alloc.items()}, "labels": labels}
     for pod in pods:
         phase = (pod.get("status") or {}).get("phase")
         node_name = (pod.get("spec") or {}).get("nodeName")
@@ -69,6 +70,32 @@ def gpu_usage(nodes, pods):
             if slot is not None:
                 slot[0] = max(0, slot[0] - v)
     return usage
+
+
+def _expression_holds(expr, labels):
+    key, op, values = expr.get("key"), expr.get("operator"), list(expr.get("values") or [])
+    if op == "In":
+        return key in labels and labels[key] in values
+    if op == "NotIn":
+        return key not in labels or labels[key] not in values
+    if op == "Exists":
+        return key in labels
+    if op == "DoesNotExist":
+        return key not in labels
+    if op in ("Gt", "Lt") and key in labels and re.match(r"^-?[0-9]+$", labels[key]) and len(values) == 1:
+        a, b = int(labels[key]), int(values[0])
+        return a > b if op == "Gt" else a < b
+    return False
+
+
+def affinity_admits(terms, labels):
+    """Required node affinity as the scheduler reads it: terms ORed, a term's expressions ANDed;
+    no terms: every node. Used to count only the GPUs a profile's pods can actually get."""
+    if not terms:
+        return True
+    return any(
+        t.get("matchExpressions") and all(_expression_holds(e, labels) for e in t["matchExpressions"]) for t in terms
+    )
 
 
 def _gpu_resources(profile):
@@ -96,7 +123,13 @@ def apply_availability(profiles, usage, user_groups, gpu_groups):
         if resources and usage is not None:
             node_option = (profile.get("profile_options") or {}).get("node")
             if node_option is None:
-                free = sum(n["resources"].get(r, [0, 0])[0] for n in usage.values() if n["ready"] for r in resources)
+                terms = (profile.get("kubespawner_override") or {}).get("node_affinity_required")
+                free = sum(
+                    n["resources"].get(r, [0, 0])[0]
+                    for n in usage.values()
+                    if n["ready"] and affinity_admits(terms, n.get("labels") or {})
+                    for r in resources
+                )
                 profile["display_name"] = f"{profile['display_name']} - {free} GPU(s) free now"
             else:
                 if not _annotate_nodes(node_option, usage, resources):

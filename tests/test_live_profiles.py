@@ -159,3 +159,21 @@ def test_kubespawner_spawns_from_the_callable() -> None:
 def test_disabled_means_no_extra_config() -> None:
     values = deployed_values(profiles={"liveAvailability": False})
     assert "20-live-profiles" not in values["hub"]["extraConfig"]
+
+
+def test_auto_select_counts_only_gpus_on_nodes_with_a_suitable_driver() -> None:
+    """The drivers fixture: 580, 570, 550, 470, unlabelled and old-GFD nodes with 1-2 GPUs each.
+    Without the CUDA 12 images only gpu-580, gpu-nolabel and gpu-old-gfd (1 GPU each) can take
+    an auto-select pod: 3 free, not the 8 GPUs of all Ready nodes."""
+    cfg = parse_config({**BASE_CONFIG, "images": {"build": False, "refs": GIVEN_REFS}})
+    values = build_values(cfg, parse_nodes(SCENARIOS["drivers"]), GIVEN_REFS)
+    ns = hub_namespace(values)
+    nodes = copy.deepcopy(SCENARIOS["drivers"]["items"])
+
+    async def fetch() -> tuple[list[Any], list[Any]]:
+        return nodes, []
+
+    profiles = call(ns["make_profile_list"](values["singleuser"]["profileList"], fetch=fetch), values)
+    auto = next(p for p in profiles if p["slug"] == "gpu")
+    assert auto["display_name"].endswith(" 3 GPU(s) free now"), auto["display_name"]
+    assert ns["affinity_admits"]([], {}) and not ns["affinity_admits"]([{"matchExpressions": []}], {})
