@@ -230,18 +230,64 @@ class Resources(_Model):
         return self
 
 
+class SizingConfig(_Model):
+    enabled: bool = Field(
+        True,
+        description="Offer sizes computed from the nodes (CPU: a size picker; GPU: CPU and memory in "
+        "proportion to the GPUs taken); false: the fixed profiles.cpu/gpu/fineTuning resources.",
+    )
+    fractions: list[float] = Field(
+        [0.0625, 0.125, 0.25, 0.5],
+        description="CPU profile sizes as fractions of a typical user node (after the reserve).",
+    )
+    maxShare: float = Field(0.5, description="Largest fraction of a node one CPU-only server may take.")
+    reserveCpu: float = Field(1.0, description="CPU cores per node kept for system pods and daemons.")
+    reserveMemory: Quantity = Field("2Gi", description="Memory per node kept for system pods and daemons.")
+    guaranteeRatio: float = Field(
+        1.0,
+        description="Guarantee as a fraction of the size (the limit); 1 gives Guaranteed QoS and pods that "
+        "pack without overcommitting a node.",
+    )
+
+    @field_validator("fractions")
+    @classmethod
+    def _fractions(cls, v: list[float]) -> list[float]:
+        if not v:
+            raise ValueError("at least one fraction, for example [0.125, 0.25, 0.5]")
+        bad = [f for f in v if not 0 < f <= 1]
+        if bad:
+            raise ValueError(f"fractions must be in (0, 1], not {bad}")
+        return sorted(set(v))
+
+    @field_validator("maxShare", "guaranteeRatio")
+    @classmethod
+    def _unit_interval(cls, v: float) -> float:
+        if not 0 < v <= 1:
+            raise ValueError("must be in (0, 1]")
+        return v
+
+    @field_validator("reserveCpu")
+    @classmethod
+    def _reserve(cls, v: float) -> float:
+        if v < 0:
+            raise ValueError("must be 0 or more")
+        return v
+
+
 class ProfilesConfig(_Model):
+    sizing: SizingConfig = Field(SizingConfig(), description="Server sizes computed from node capacity.")
     cpu: Resources = Field(
         Resources(cpuGuarantee=0.5, cpuLimit=2, memGuarantee="2G", memLimit="8G"),
-        description="Resources of the CPU profiles (Standard Environment, Agent Development).",
+        description="Resources of the CPU profiles (Standard Environment, Agent Development) when sizing is off "
+        "or no node reports its capacity.",
     )
     gpu: Resources = Field(
         Resources(cpuGuarantee=2, cpuLimit=8, memGuarantee="8G", memLimit="32G"),
-        description="Resources of the GPU profiles.",
+        description="Resources of the GPU profiles when sizing is off.",
     )
     fineTuning: Resources = Field(
         Resources(cpuGuarantee=4, cpuLimit=16, memGuarantee="24G", memLimit="64G"),
-        description="Resources of the fine-tuning profile (one GPU, more memory).",
+        description="Resources of the fine-tuning profile (one GPU, more memory) when sizing is off.",
     )
     gpuTolerations: list[dict[str, str]] = Field(
         [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],

@@ -17,6 +17,28 @@ import re
 GPU_RESOURCE_PATTERN = re.compile(r"^nvidia\.com/(gpu|mig-.+)$")
 API_TIMEOUT_SECONDS = 5.0
 _SUFFIX = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3}
+_QTY_SUFFIX = {**_SUFFIX, "T": 10**12, "Ti": 1024**4, "P": 10**15, "Pi": 1024**5, "E": 10**18, "Ei": 1024**6}
+# KubeSpawner's byte specifications (mem_guarantee "6G") are 1024-based.
+_SPAWNER_BYTES = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def _quantity(text, millis=False):
+    """A Kubernetes quantity as an int (bytes, or millicores); 0 when unreadable (never fail a spawn)."""
+    m = re.match(r"^([0-9]+(?:\.[0-9]+)?)(m|[A-Za-z]*)$", str(text).strip())
+    if not m:
+        return 0
+    number, suffix = float(m.group(1)), m.group(2)
+    if suffix == "m":
+        return int(number) if millis else int(number / 1000)
+    if suffix not in _QTY_SUFFIX:
+        return 0
+    value = number * _QTY_SUFFIX[suffix]
+    return int(value * 1000) if millis else int(value)
+
+
+def _spawner_bytes(text):
+    m = re.match(r"^([0-9]+(?:\.[0-9]+)?)([KMGT]?)$", str(text).strip())
+    return int(float(m.group(1)) * _SPAWNER_BYTES[m.group(2)]) if m else 0
 
 
 def _count(text):
@@ -47,8 +69,29 @@ def _pod_requests(pod):
     return total
 
 
+def _cpu_memory_requests(pod):
+    """CPU (millicores) and memory (bytes) requests as the scheduler counts them."""
+    spec = pod.get("spec") or {}
+
+    def of(container):
+        res = container.get("resources") or {}
+        merged = dict(res.get("limits") or {})
+        merged.update(res.get("requests") or {})  # no request: the API server defaulted it to the limit
+        return _quantity(merged.get("cpu", "0"), millis=True), _quantity(merged.get("memory", "0"))
+
+    cpu = mem = 0
+    for c in spec.get("containers") or []:
+        c_cpu, c_mem = of(c)
+        cpu, mem = cpu + c_cpu, mem + c_mem
+    for c in spec.get("initContainers") or []:
+        c_cpu, c_mem = of(c)
+        cpu, mem = max(cpu, c_cpu), max(mem, c_mem)
+    return cpu, mem
+
+
 def gpu_usage(nodes, pods):
-    """{node: {"ready": bool, "resources": {resource: [free, total]}}} from plain node and pod dicts."""
+    """{node: {"ready", "resources": {resource: [free, total]}, "labels", "taints", "cpu": [free, total],
+    "memory": [free, total]}} from plain node and pod dicts (cpu in millicores, memory in bytes)."""
     usage = {}
     for node in nodes:
         name = (node.get("metadata") or {}).get("name")
@@ -59,7 +102,17 @@ def gpu_usage(nodes, pods):
         ready = ready and not (node.get("spec") or {}).get("unschedulable", False)
         alloc = {k: _count(v) for k, v in (status.get("allocatable") or {}).items() if GPU_RESOURCE_PATTERN.match(k)}
         labels = dict((node.get("metadata") or {}).get("labels") or {})
-        usage[name] = {"ready": ready, "resources": {k: [v, v] for k, v in alloc.items()}, "labels": labels}
+        allocatable = status.get("allocatable") or {}
+        cpu = _quantity(allocatable.get("cpu", "0"), millis=True)
+        mem = _quantity(allocatable.get("memory", "0"))
+        usage[name] = {
+            "ready": ready,
+            "resources": {k: [v, v] for k, v in alloc.items()},
+            "labels": labels,
+            "taints": list((node.get("spec") or {}).get("taints") or []),
+            "cpu": [cpu, cpu],
+            "memory": [mem, mem],
+        }
     for pod in pods:
         phase = (pod.get("status") or {}).get("phase")
         node_name = (pod.get("spec") or {}).get("nodeName")
@@ -69,7 +122,54 @@ def gpu_usage(nodes, pods):
             slot = usage[node_name]["resources"].get(k)
             if slot is not None:
                 slot[0] = max(0, slot[0] - v)
+        cpu, mem = _cpu_memory_requests(pod)
+        usage[node_name]["cpu"][0] = max(0, usage[node_name]["cpu"][0] - cpu)
+        usage[node_name]["memory"][0] = max(0, usage[node_name]["memory"][0] - mem)
     return usage
+
+
+def _tolerated(taint, tolerations):
+    for t in tolerations or []:
+        if t.get("effect") and t["effect"] != taint.get("effect"):
+            continue
+        if t.get("operator", "Equal") == "Exists":
+            if not t.get("key") or t["key"] == taint.get("key"):
+                return True
+        elif t.get("key") == taint.get("key") and (t.get("value") or "") == (taint.get("value") or ""):
+            return True
+    return False
+
+
+def _room_for(size, info, override):
+    """Whether a node (usage entry) has the free CPU and memory for a size, and admits the pod."""
+    if not info["ready"] or not affinity_admits(override.get("node_affinity_required"), info.get("labels") or {}):
+        return False
+    for taint in info.get("taints") or []:
+        if taint.get("effect") in ("NoSchedule", "NoExecute") and not _tolerated(taint, override.get("tolerations")):
+            return False
+    return info["cpu"][0] >= size[0] and info["memory"][0] >= size[1]
+
+
+def _filter_sizes(profile, usage):
+    """Hide size choices no node has room for right now; keep the smallest (marked) if none fits."""
+    option = (profile.get("profile_options") or {}).get("size")
+    if not option:
+        return
+    base = profile.get("kubespawner_override") or {}
+    choices = option.get("choices") or {}
+    kept = {}
+    for key, choice in choices.items():
+        ov = choice.get("kubespawner_override") or {}
+        size = (int(float(ov.get("cpu_guarantee") or 0) * 1000), _spawner_bytes(ov.get("mem_guarantee") or "0"))
+        if any(_room_for(size, info, {**base, **ov}) for info in usage.values()):
+            kept[key] = choice
+    if not kept and choices:
+        key, choice = next(iter(choices.items()))
+        choice["display_name"] = f"{choice['display_name']} - no node has room now"
+        kept = {key: choice}
+    if not any(c.get("default") for c in kept.values()):
+        next(iter(kept.values()))["default"] = True
+    option["choices"] = kept
 
 
 def _expression_holds(expr, labels):
@@ -120,6 +220,8 @@ def apply_availability(profiles, usage, user_groups, gpu_groups):
         if resources and not allowed_gpu:
             continue
         profile = copy.deepcopy(original)
+        if usage is not None:
+            _filter_sizes(profile, usage)
         if resources and usage is not None:
             node_option = (profile.get("profile_options") or {}).get("node")
             if node_option is None:

@@ -98,10 +98,17 @@ def _choices_text(options: dict[str, Any], registry: str) -> str:
             parts.append(f"node (any, or {named} by name)" if ANY_NODE in choices else f"node ({named})")
         elif name == "gpus":
             continue  # shown in the GPU column
+        elif name == "size":
+            labels = [c["display_name"] for c in choices.values()]
+            parts.append(f"size ({labels[0]} to {labels[-1]}, {len(labels)} steps)")
         else:
             other = f" + any from {registry}" if option.get("unlisted_choice", {}).get("enabled") else ""
             parts.append(f"{name} ({len(choices)}{other})")
     return ", ".join(parts)
+
+
+def _range(low: str, high: str) -> str:
+    return low if low == high else f"{low}-{high}"
 
 
 def _short_image(ref: str) -> str:
@@ -131,15 +138,15 @@ def render_table(cfg: StackConfig, plan: ProfilePlan, *, wide: bool = False) -> 
         row = (
             name if wide else _fit(name, _NAME_WIDTH),
             str(image) if wide else _short_image(str(image)),
-            f"{ov['cpu_guarantee']:g}-{ov['cpu_limit']:g}",
-            f"{ov['mem_guarantee']}-{ov['mem_limit']}",
+            _range(f"{ov['cpu_guarantee']:g}", f"{ov['cpu_limit']:g}"),
+            _range(str(ov["mem_guarantee"]), str(ov["mem_limit"])),
             _gpu_text(ov, options),
         )
         rows.append(row + ((p["slug"], choices or "-") if wide else ()))
         choice_lines.append(None if wide or not choices else f"    choices: {choices}")
     lines = _columns(rows).split("\n")
     out = [line for pair in zip(lines, choice_lines, strict=True) for line in pair if line is not None]
-    out.append("* the default profile. CPU and MEMORY: guarantee-limit per server.")
+    out.append("* the default profile. CPU and MEMORY: per server, guarantee-limit where they differ (default size).")
     out += ["", "Nodes:"]
     node_rows: list[tuple[str, ...]] = [("NODE", "ROLE", "GPUS", "GPU PROFILES", "WHY")]
     for r in plan.nodes:

@@ -34,7 +34,8 @@ from components.image_specs import (
     driver_terms,
     variant_for_driver,
 )
-from components.nodes import GPU_RESOURCE, GpuInfo, Inventory, NodeInfo, blocking_taints
+from components.nodes import GPU_RESOURCE, GpuInfo, Inventory, NodeInfo, blocking_taints, parse_quantity
+from components.sizing import Budget, Size, budget, fraction_sizes, gpu_size, memory_spec
 from components.storage_spec import shared_code_mounts
 
 HOSTNAME_LABEL = "kubernetes.io/hostname"
@@ -44,6 +45,10 @@ USER_POD_TOLERATIONS: tuple[dict[str, str], ...] = (
     {"effect": "NoSchedule", "key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user"},
     {"effect": "NoSchedule", "key": "hub.jupyter.org_dedicated", "operator": "Equal", "value": "user"},
 )
+CPU_PREFERENCE: dict[str, Any] = {
+    "weight": 100,
+    "preference": {"matchExpressions": [{"key": "nvidia.com/gpu.present", "operator": "NotIn", "values": ["true"]}]},
+}
 CONTROL_PLANE_TOLERATIONS: tuple[dict[str, str], ...] = (
     {"effect": "NoSchedule", "key": "node-role.kubernetes.io/control-plane", "operator": "Exists"},
     {"effect": "NoSchedule", "key": "node-role.kubernetes.io/master", "operator": "Exists"},
@@ -150,6 +155,47 @@ def _resources(r: Any) -> dict[str, Any]:
         "mem_guarantee": r.memGuarantee,
         "mem_limit": r.memLimit,
     }
+
+
+def _size_resources(size: Size, ratio: float) -> dict[str, Any]:
+    """A size as KubeSpawner resources: the size is the limit, the guarantee ``ratio`` of it."""
+    return {
+        "cpu_guarantee": round(size.cpu * ratio, 3),
+        "cpu_limit": size.cpu,
+        "mem_guarantee": memory_spec(size.memory_gib * ratio),
+        "mem_limit": memory_spec(size.memory_gib),
+    }
+
+
+class _Sizer:
+    """Turns the inventory into sizes for one build_profiles call (config, reserve, fallbacks)."""
+
+    def __init__(self, cfg: StackConfig) -> None:
+        self.cfg = cfg
+        self.sizing = cfg.profiles.sizing
+        self.reserve_memory = parse_quantity(self.sizing.reserveMemory)
+
+    def budget(self, node: NodeInfo) -> Budget | None:
+        return budget(node, self.sizing.reserveCpu, self.reserve_memory)
+
+    def resources(self, size: Size | None, fallback: Any) -> dict[str, Any]:
+        return _size_resources(size, self.sizing.guaranteeRatio) if size else _resources(fallback)
+
+    def gpu(self, nodes: list[NodeInfo], gpus: int, per_node: dict[str, int], boost: float = 1.0) -> Size | None:
+        """CPU and memory for ``gpus`` GPUs on any of ``nodes`` (None: sizing off or a node without capacity)."""
+        if not self.sizing.enabled:
+            return None
+        budgets = [(self.budget(n), per_node[n.name]) for n in nodes]
+        if any(b is None for b, _ in budgets):
+            return None
+        return gpu_size([(b, k) for b, k in budgets if b is not None], gpus, boost)
+
+
+def _gpu_slots(node: NodeInfo) -> int:
+    """The GPU requests a node can hold at once: whole GPUs or time-slices, else its MIG slices."""
+    gpu = node.gpu
+    assert gpu is not None
+    return gpu.allocatable or sum(n for _, n in gpu.mig_resources)
 
 
 def _gpu_request(resource: str | None, count: int) -> dict[str, Any]:
@@ -263,9 +309,27 @@ def build_profiles(cfg: StackConfig, inventory: Inventory, refs: dict[str, str])
         rows.append(NodeRow(name=skipped.name, control_plane=False, gpus="?", included=False, reason=skipped.reason))
     rows.sort(key=lambda r: (r.name, r.reason))
 
-    neutral: dict[str, Any] = {"tolerations": user_tol, "node_affinity_required": []}
+    sizer = _Sizer(cfg)
+    notes: list[str] = []
+    cpu_sizes: list[Size] = []
+    if cfg.profiles.sizing.enabled:
+        cpu_nodes = [n for n in inventory.nodes if n.ready and n.schedulable and not blocking_taints(n, user_tol)]
+        budgets = [b for n in cpu_nodes if (b := sizer.budget(n)) is not None]
+        cpu_sizes, why = fraction_sizes(budgets, cfg.profiles.sizing.fractions, cfg.profiles.sizing.maxShare)
+        notes += why
+        if not cpu_sizes:
+            notes.append(
+                "no node CPU servers can run on reports enough CPU and memory for a size: "
+                "CPU profiles use the fixed profiles.cpu resources"
+            )
+    default_size = next((z for z in cpu_sizes if z.cpu >= 1), cpu_sizes[-1]) if cpu_sizes else None
+    size_option = _size_option(cpu_sizes, default_size, cfg.profiles.sizing.guaranteeRatio)
+    neutral: dict[str, Any] = {"tolerations": user_tol, "node_affinity_required": [], "node_affinity_preferred": []}
     cpu_base: dict[str, Any] = {
-        **_resources(cfg.profiles.cpu),
+        # CPU servers go to GPU nodes only when nothing else has room: there they take the CPU and
+        # memory that come with the GPUs.
+        "node_affinity_preferred": [CPU_PREFERENCE],
+        **sizer.resources(default_size, cfg.profiles.cpu),
         **_gpu_request(None, 0),
         "environment": cpu_env,
         "tolerations": user_tol,
@@ -275,26 +339,27 @@ def build_profiles(cfg: StackConfig, inventory: Inventory, refs: dict[str, str])
     cpu_profile: dict[str, Any] = {
         "display_name": "Standard Environment (CPU)",
         "slug": "cpu",
-        "description": _resource_text(cfg.profiles.cpu, "no GPU"),
+        "description": _cpu_text(cpu_sizes, cfg.profiles.cpu, "no GPU"),
         "default": True,
         "kubespawner_override": dict(cpu_base),
         "profile_options": {"image": _image_option(cfg, refs, ["jupyter-ml-cpu", "jupyter-agent-dev"])},
     }
-    notes: list[str] = []
+    if size_option:
+        cpu_profile["profile_options"]["size"] = size_option
     shared = _shared_code_option(cfg, inventory)
     if shared is not None:
         cpu_profile["profile_options"]["sharedCode"] = shared
     elif cfg.storage.sharedCode is not None:
         notes.append("storage.sharedCode is set but no Ready, schedulable control-plane node exists: not offered")
-    profiles: list[dict[str, Any]] = [
-        cpu_profile,
-        {
-            "display_name": "Agent Development",
-            "slug": "agent-dev",
-            "description": "LangChain, LangGraph and vector stores; " + _resource_text(cfg.profiles.cpu, "no GPU"),
-            "kubespawner_override": {**cpu_base, "image": refs["jupyter-agent-dev"]},
-        },
-    ]
+    agent: dict[str, Any] = {
+        "display_name": "Agent Development",
+        "slug": "agent-dev",
+        "description": "LangChain, LangGraph and vector stores; " + _cpu_text(cpu_sizes, cfg.profiles.cpu, "no GPU"),
+        "kubespawner_override": {**cpu_base, "image": refs["jupyter-agent-dev"]},
+    }
+    if size_option:
+        agent["profile_options"] = {"size": size_option}
+    profiles: list[dict[str, Any]] = [cpu_profile, agent]
 
     unknown = sorted(n.name for nodes in classes.values() for n in nodes if n.gpu and n.gpu.driver is None)
     if unknown:
@@ -314,6 +379,10 @@ def build_profiles(cfg: StackConfig, inventory: Inventory, refs: dict[str, str])
             "schedulable, with tolerated taints and a driver the images support): no GPU profiles"
         )
     if offered:
+        auto_nodes = [n for v in offered for n in plain[v]]
+        whole = {n.name: _gpu_slots(n) for n in auto_nodes}
+        auto_size = sizer.gpu(auto_nodes, 1, whole)
+        tuning_size = sizer.gpu(auto_nodes, 1, whole, boost=2.0)
         terms = {v: driver_terms(v, variants) for v in offered}
         gpu_common = {
             **_gpu_request(GPU_RESOURCE, 1),
@@ -336,17 +405,18 @@ def build_profiles(cfg: StackConfig, inventory: Inventory, refs: dict[str, str])
             {
                 "display_name": "GPU Environment (auto-select)",
                 "slug": "gpu",
-                "description": "1 GPU on any GPU node; " + _resource_text(cfg.profiles.gpu, "PyTorch with CUDA"),
-                "kubespawner_override": {**_resources(cfg.profiles.gpu), **gpu_common},
+                "description": "1 GPU on any GPU node; " + _size_text(auto_size, cfg.profiles.gpu, "PyTorch with CUDA"),
+                "kubespawner_override": {**sizer.resources(auto_size, cfg.profiles.gpu), **gpu_common},
                 "profile_options": {"image": _image_option(cfg, refs, gpu_names, affinities, titles)},
             }
         )
         tuning: dict[str, Any] = {
             "display_name": "Fine-tuning (Unsloth + QLoRA)",
             "slug": "fine-tuning",
-            "description": "1 GPU, more memory; " + _resource_text(cfg.profiles.fineTuning, "Unsloth, TRL, PEFT"),
+            "description": "1 GPU, more memory; "
+            + _size_text(tuning_size, cfg.profiles.fineTuning, "Unsloth, TRL, PEFT"),
             "kubespawner_override": {
-                **_resources(cfg.profiles.fineTuning),
+                **sizer.resources(tuning_size, cfg.profiles.fineTuning),
                 **gpu_common,
                 "image": refs[tuning_names[0]],
             },
@@ -370,7 +440,8 @@ def build_profiles(cfg: StackConfig, inventory: Inventory, refs: dict[str, str])
         notes.append("only MIG (mixed strategy) GPUs: no auto-select or fine-tuning profile; use the MIG profiles")
 
     class_profiles = [
-        _class_profile(cfg, refs, nodes, gpu_pod_tol, gpu_env, key[-1], variants) for key, nodes in classes.items()
+        _class_profile(cfg, refs, nodes, gpu_pod_tol, gpu_env, key[-1], variants, sizer)
+        for key, nodes in classes.items()
     ]
     class_profiles.sort(key=lambda p: p["slug"])
     seen: dict[str, int] = {}
@@ -400,6 +471,35 @@ def _resource_text(r: Any, what: str) -> str:
     return f"{what}; {r.cpuGuarantee:g}-{r.cpuLimit:g} CPU, {r.memGuarantee}-{r.memLimit} memory"
 
 
+def _size_text(size: Size | None, fallback: Any, what: str) -> str:
+    return f"{what}; {size.label}" if size else _resource_text(fallback, what)
+
+
+def _cpu_text(sizes: list[Size], fallback: Any, what: str) -> str:
+    if not sizes:
+        return _resource_text(fallback, what)
+    if len(sizes) == 1:
+        return f"{what}; {sizes[0].label}"
+    return f"{what}; {sizes[0].label} to {sizes[-1].label}"
+
+
+def _size_option(sizes: list[Size], default: Size | None, ratio: float) -> dict[str, Any] | None:
+    """The CPU profiles' size picker (None with fewer than two sizes: nothing to pick)."""
+    if len(sizes) < 2:
+        return None
+    return {
+        "display_name": "Size",
+        "choices": {
+            z.key: {
+                "display_name": z.label,
+                "default": z == default,
+                "kubespawner_override": _size_resources(z, ratio),
+            }
+            for z in sizes
+        },
+    }
+
+
 def _class_profile(
     cfg: StackConfig,
     refs: dict[str, str],
@@ -408,31 +508,37 @@ def _class_profile(
     env: dict[str, Any],
     variant: CudaVariant,
     variants: tuple[CudaVariant, ...],
+    sizer: _Sizer,
 ) -> dict[str, Any]:
     gpu = nodes[0].gpu
     assert gpu is not None
     product = product_name(gpu)
+    slots = {n.name: _gpu_slots(n) for n in nodes}
+    default_size = sizer.gpu(nodes, 1, slots)
     if gpu.mig_resources and gpu.allocatable == 0:
         # MIG mixed strategy: request the slice the user picks; one slice per user.
         gpu_choices = {
             _slug(r.removeprefix("nvidia.com/")): {
-                "display_name": f"1 x MIG {r.removeprefix('nvidia.com/mig-')}",
+                "display_name": _with_size(f"1 x MIG {r.removeprefix('nvidia.com/mig-')}", default_size),
                 "default": i == 0,
-                "kubespawner_override": _gpu_request(r, 1),
+                "kubespawner_override": {
+                    **_gpu_request(r, 1),
+                    **sizer.resources(default_size, cfg.profiles.gpu),
+                },
             }
             for i, (r, _n) in enumerate(gpu.mig_resources)
         }
         kind = "MIG " + ", ".join(r.removeprefix("nvidia.com/mig-") for r, _ in gpu.mig_resources)
         short = "mig-" + "-".join(r.removeprefix("nvidia.com/mig-") for r, _ in gpu.mig_resources)
     else:
-        gpu_choices = {
-            str(n): {
-                "display_name": f"{n} GPU" + ("s" if n > 1 else ""),
+        gpu_choices = {}
+        for n in range(1, gpu.max_per_user + 1):
+            size = sizer.gpu(nodes, n, slots)
+            gpu_choices[str(n)] = {
+                "display_name": _with_size(f"{n} GPU" + ("s" if n > 1 else ""), size),
                 "default": n == 1,
-                "kubespawner_override": _gpu_request(GPU_RESOURCE, n),
+                "kubespawner_override": {**_gpu_request(GPU_RESOURCE, n), **sizer.resources(size, cfg.profiles.gpu)},
             }
-            for n in range(1, gpu.max_per_user + 1)
-        }
         kind = f"up to {gpu.max_per_user} per server" + (", time-sliced" if gpu.shared else "")
         short = "shared" if gpu.shared else f"x{gpu.max_per_user}"
     node_choices: dict[str, Any] = {
@@ -455,9 +561,10 @@ def _class_profile(
     return {
         "display_name": f"{product}, {_gib(gpu.memory_mib)} ({kind})",
         "slug": slug,
-        "description": f"{len(nodes)} node(s); " + _resource_text(cfg.profiles.gpu, "pick GPUs and a node"),
+        "description": f"{len(nodes)} node(s); "
+        + _size_text(default_size, cfg.profiles.gpu, "pick GPUs and a node; CPU and memory grow with the GPUs"),
         "kubespawner_override": {
-            **_resources(cfg.profiles.gpu),
+            **sizer.resources(default_size, cfg.profiles.gpu),
             "environment": env,
             "tolerations": tolerations,
             "node_affinity_required": _class_affinity(nodes, driver_terms(variant, variants)),
@@ -468,6 +575,10 @@ def _class_profile(
             "image": _image_option(cfg, refs, images, titles={n: _variant_title(n, variant) for n in images}),
         },
     }
+
+
+def _with_size(text: str, size: Size | None) -> str:
+    return f"{text} · {size.label}" if size else text
 
 
 def _class_affinity(nodes: list[NodeInfo], driver: list[dict[str, Any]]) -> list[dict[str, Any]]:

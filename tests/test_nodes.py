@@ -87,7 +87,7 @@ def test_table_fits_120_columns_and_wide_shows_everything(scenario: str) -> None
     plan = build_profiles(CFG, parse_nodes(SCENARIOS[scenario]), GIVEN_REFS)
     table = render_table(CFG, plan)
     assert max(len(line) for line in table.splitlines()) <= 120
-    assert "CPU and MEMORY: guarantee-limit" in table
+    assert "CPU and MEMORY: per server, guarantee-limit where they differ" in table
     wide = render_table(CFG, plan, wide=True)
     for p in plan.profiles:
         assert p["display_name"] in wide and p["slug"] in wide
