@@ -293,6 +293,11 @@ class ProfilesConfig(_Model):
         [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
         description="Tolerations GPU pods carry; GPU nodes with other NoSchedule taints are left out.",
     )
+    cpuPreferNonGpuNodes: bool = Field(
+        True,
+        description="CPU-only servers prefer nodes without GPUs (preferred, never required: a one-node lab "
+        "still works), so GPU machines keep their CPU and memory for GPU users.",
+    )
     liveAvailability: bool = Field(True, description="Refresh GPU choices at spawn time with free/total GPUs per node.")
     gpuGroups: list[str] = Field(
         [], description="If set, only members of these groups see GPU profiles (live availability on)."

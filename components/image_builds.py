@@ -20,6 +20,8 @@ import pulumi_docker as docker
 import pulumi_kubernetes as kubernetes
 
 from components.image_specs import (
+    IMAGE_ARCHITECTURES,
+    IMAGE_OS,
     IMAGE_SPECS,
     CudaVariant,
     ImageSpec,
@@ -53,7 +55,7 @@ class ImageBuildsArgs:
     context_dir: str = "."
     version: str = "0.0.0-dev"
     source: str = "gpu-jupyterhub"
-    platform: str = "linux/amd64"
+    platform: str = f"{IMAGE_OS}/{IMAGE_ARCHITECTURES[0]}"
     # Network of the RUN steps ("host" where the builder's default bridge has no egress).
     build_network: str | None = None
     specs: tuple[ImageSpec, ...] = IMAGE_SPECS

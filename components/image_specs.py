@@ -16,6 +16,38 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 DIGEST_REF = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
+# What the images are built for (ImageBuildsArgs.platform): every pod that runs one of them, the
+# pre-pullers and the storage checks require such a node. arm64 would need its own builds and
+# locks (torch's aarch64 wheels differ); until then arm64 nodes are left out with a reason.
+IMAGE_OS = "linux"
+IMAGE_ARCHITECTURES: tuple[str, ...] = ("amd64",)
+OS_LABEL = "kubernetes.io/os"
+ARCH_LABEL = "kubernetes.io/arch"
+
+
+def platform_expressions() -> list[dict]:
+    """Node selector expressions for the nodes the images run on."""
+    return [
+        {"key": OS_LABEL, "operator": "In", "values": [IMAGE_OS]},
+        {"key": ARCH_LABEL, "operator": "In", "values": list(IMAGE_ARCHITECTURES)},
+    ]
+
+
+def platform_problem(os: str | None, arch: str | None) -> str | None:
+    """Why a node cannot run the images (None when it can)."""
+    if os != IMAGE_OS:
+        return f"{os or 'unknown'} node (no {OS_LABEL}={IMAGE_OS} label): the images are Linux images"
+    if arch not in IMAGE_ARCHITECTURES:
+        built = ", ".join(f"{IMAGE_OS}/{a}" for a in IMAGE_ARCHITECTURES)
+        return f"{arch or 'unknown'} node: the images are built for {built} only"
+    return None
+
+
+def with_platform(terms: list[dict]) -> list[dict]:
+    """Node selector terms ANDed with the platform: each term gets the expressions (an empty list: one term)."""
+    if not terms:
+        return [{"matchExpressions": platform_expressions()}]
+    return [{**t, "matchExpressions": list(t.get("matchExpressions") or []) + platform_expressions()} for t in terms]
 
 
 # GPU feature discovery's labels with the major version of the node's NVIDIA driver: the

@@ -35,7 +35,7 @@ def from_file(path: str | Path, base_dir: Path, source: str = "gpu-jupyterhub:no
     if not p.is_absolute():
         p = base_dir / p
     try:
-        return parse_nodes(p.read_text())
+        return parse_nodes(p.read_bytes())
     except OSError as e:
         raise InventoryError(f"{source}: cannot read {p}: {e.strerror}") from None
     except NodeDataError as e:

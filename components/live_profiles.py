@@ -14,7 +14,7 @@ import asyncio
 import copy
 import re
 
-GPU_RESOURCE_PATTERN = re.compile(r"^nvidia\.com/(gpu|mig-.+)$")
+GPU_RESOURCE_PATTERN = re.compile(r"^nvidia\.com/(gpu|gpu\.shared|mig-.+)$")
 API_TIMEOUT_SECONDS = 5.0
 _SUFFIX = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3}
 _QTY_SUFFIX = {**_SUFFIX, "T": 10**12, "Ti": 1024**4, "P": 10**15, "Pi": 1024**5, "E": 10**18, "Ei": 1024**6}

@@ -15,7 +15,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 GPU_RESOURCE = "nvidia.com/gpu"
+# The device plugin's renameByDefault advertises shared (time-sliced or MPS) GPUs under this name.
+SHARED_GPU_RESOURCE = "nvidia.com/gpu.shared"
 MIG_RESOURCE_PREFIX = "nvidia.com/mig-"
+# Bounds on what a node may claim: a kubelet can report anything, and a range over 10^18 GPUs hangs.
+MAX_GPU_SLOTS = 1024  # per resource on one node (8 GPUs x 16 time-slices x 8 is far below)
+MAX_GPUS_PER_SERVER = 16  # GPU count choices offered per server
+_MAX_DIGITS = 24
 _MIG_RESOURCE = re.compile(r"^nvidia\.com/mig-[0-9]+g\.[0-9]+gb(\.[a-z0-9+.-]+)?$")
 _INT = re.compile(r"^[0-9]+$")
 _CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
@@ -44,6 +50,7 @@ class GpuInfo(BaseModel):
     sharing_strategy: str  # none, time-slicing or mps
     mig_strategy: str | None  # single, mixed or None
     mig_resources: tuple[tuple[str, int], ...]  # sorted (resource name, allocatable)
+    resource: str = GPU_RESOURCE  # what a pod requests: nvidia.com/gpu, or nvidia.com/gpu.shared when renamed
     driver_major: int | None = None  # nvidia.com/cuda.driver-version.major; None: no label (driver unknown)
     driver: str | None = None  # "570.124.06" for messages, from the cuda.driver.* labels
 
@@ -52,9 +59,19 @@ class GpuInfo(BaseModel):
         return self.replicas > 1 or self.sharing_strategy in ("time-slicing", "mps")
 
     @property
+    def sharing(self) -> str:
+        """How the plan names the sharing: "MPS" or "time-sliced" ("" when not shared)."""
+        if not self.shared:
+            return ""
+        return "MPS" if self.sharing_strategy == "mps" else "time-sliced"
+
+    @property
     def max_per_user(self) -> int:
-        """A time-sliced GPU gives one user one slot: more slots are the same silicon."""
-        return 1 if self.shared else self.allocatable
+        """A shared GPU gives one user one slot (more slots are the same silicon; the device plugin
+        refuses more than one MPS replica per container); otherwise up to the physical GPUs, at most 16."""
+        if self.shared:
+            return 1
+        return max(1, min(self.allocatable, self.count, MAX_GPUS_PER_SERVER))
 
 
 class NodeInfo(BaseModel):
@@ -68,6 +85,10 @@ class NodeInfo(BaseModel):
     memory_bytes: int | None
     gpu: GpuInfo | None
     gpu_labelled: bool  # GPU feature discovery says a GPU is present (even if none is allocatable)
+    os: str | None = None  # kubernetes.io/os
+    arch: str | None = None  # kubernetes.io/arch
+    gpu_capacity: int = 0  # GPUs the device plugin registered, healthy or not (capacity)
+    gpu_allocatable: int = 0  # of those, the healthy ones (allocatable)
 
 
 class SkippedNode(BaseModel):
@@ -106,7 +127,9 @@ def parse_quantity(text: Any, *, millis: bool = False) -> int:
     """A Kubernetes quantity as an int (bytes, or millicores when ``millis``)."""
     m = _QTY.match(str(text).strip()) if isinstance(text, str | int) and not isinstance(text, bool) else None
     if not m:
-        raise ValueError(f"not a Kubernetes quantity: {text!r}")
+        raise ValueError(f"not a Kubernetes quantity: {_short(text)}")
+    if len(m.group(1)) > _MAX_DIGITS:
+        raise ValueError(f"quantity {_short(text)} has more than {_MAX_DIGITS} digits")
     number, suffix = float(m.group(1)), m.group(2) or ""
     if suffix == "m":
         return int(number) if millis else int(number / 1000)
@@ -114,13 +137,28 @@ def parse_quantity(text: Any, *, millis: bool = False) -> int:
     return int(value * 1000) if millis else int(value)
 
 
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _int_label(labels: Mapping[str, str], key: str) -> int | None:
     raw = labels.get(key)
     if raw is None:
         return None
-    if not isinstance(raw, str) or not _INT.match(raw):
-        raise ValueError(f"label {key}={raw!r} is not a whole number")
+    if not isinstance(raw, str) or not _INT.match(raw) or len(raw) > 9:
+        raise ValueError(f"label {key}={_short(raw)} is not a plausible whole number")
     return int(raw)
+
+
+def _gpu_slots(allocatable: Mapping[str, Any], key: str) -> int:
+    """An extended GPU resource as a count, refusing values no node can have."""
+    if key not in allocatable:
+        return 0
+    n = parse_quantity(allocatable[key])
+    if n > MAX_GPU_SLOTS:
+        raise ValueError(f"{key} = {_short(allocatable[key])} is not a plausible GPU count (more than {MAX_GPU_SLOTS})")
+    return n
 
 
 def _str_map(obj: Any, what: str) -> dict[str, str]:
@@ -159,11 +197,14 @@ def _driver(labels: Mapping[str, str]) -> tuple[int | None, str | None]:
 
 
 def _parse_gpu(labels: Mapping[str, str], allocatable: Mapping[str, Any]) -> GpuInfo | None:
-    gpu_alloc = parse_quantity(allocatable[GPU_RESOURCE]) if GPU_RESOURCE in allocatable else 0
+    resource = GPU_RESOURCE
+    gpu_alloc = _gpu_slots(allocatable, GPU_RESOURCE)
+    if gpu_alloc <= 0 and _gpu_slots(allocatable, SHARED_GPU_RESOURCE) > 0:
+        resource, gpu_alloc = SHARED_GPU_RESOURCE, _gpu_slots(allocatable, SHARED_GPU_RESOURCE)
     mig: list[tuple[str, int]] = []
     for key in sorted(allocatable):
         if key.startswith(MIG_RESOURCE_PREFIX) and _MIG_RESOURCE.match(key):
-            n = parse_quantity(allocatable[key])
+            n = _gpu_slots(allocatable, key)
             if n > 0:
                 mig.append((key, n))
     if gpu_alloc <= 0 and not mig:
@@ -171,6 +212,8 @@ def _parse_gpu(labels: Mapping[str, str], allocatable: Mapping[str, Any]) -> Gpu
     product = labels.get("nvidia.com/gpu.product")
     replicas = _int_label(labels, "nvidia.com/gpu.replicas") or 1
     strategy = labels.get("nvidia.com/gpu.sharing-strategy") or ("time-slicing" if replicas > 1 else "none")
+    if resource == SHARED_GPU_RESOURCE and strategy == "none":
+        strategy = "time-slicing"  # renamed resources exist only for shared GPUs
     driver_major, driver = _driver(labels)
     count = _int_label(labels, "nvidia.com/gpu.count")
     if count is None:
@@ -184,6 +227,7 @@ def _parse_gpu(labels: Mapping[str, str], allocatable: Mapping[str, Any]) -> Gpu
         sharing_strategy=str(strategy),
         mig_strategy=labels.get("nvidia.com/mig.strategy") or None,
         mig_resources=tuple(mig),
+        resource=resource,
         driver_major=driver_major,
         driver=driver,
     )
@@ -202,6 +246,7 @@ def parse_node(item: Any) -> NodeInfo:
         raise ValueError("spec/status are not objects")
     labels = _str_map(meta.get("labels"), "metadata.labels")
     allocatable = _str_map(status.get("allocatable"), "status.allocatable")
+    capacity = _str_map(status.get("capacity"), "status.capacity")
     conditions = status.get("conditions") or []
     if not isinstance(conditions, list):
         raise ValueError("status.conditions is not a list")
@@ -216,6 +261,7 @@ def parse_node(item: Any) -> NodeInfo:
         taints.append(Taint(key=t["key"], value=str(t.get("value") or ""), effect=t["effect"]))
     cpu = parse_quantity(allocatable["cpu"], millis=True) if "cpu" in allocatable else None
     mem = parse_quantity(allocatable["memory"]) if "memory" in allocatable else None
+    whole = (GPU_RESOURCE, SHARED_GPU_RESOURCE)
     return NodeInfo(
         name=meta["name"],
         ready=ready,
@@ -226,6 +272,10 @@ def parse_node(item: Any) -> NodeInfo:
         memory_bytes=mem,
         gpu=_parse_gpu(labels, allocatable),
         gpu_labelled=labels.get("nvidia.com/gpu.present") == "true",
+        os=labels.get("kubernetes.io/os") or labels.get("beta.kubernetes.io/os"),
+        arch=labels.get("kubernetes.io/arch") or labels.get("beta.kubernetes.io/arch"),
+        gpu_capacity=sum(_gpu_slots(capacity, k) for k in whole),
+        gpu_allocatable=sum(_gpu_slots(allocatable, k) for k in whole),
     )
 
 
@@ -236,6 +286,8 @@ def parse_nodes(document: Any) -> Inventory:
             document = json.loads(document)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise NodeDataError(f"node list is not JSON: {e}") from None
+        except RecursionError:
+            raise NodeDataError("node list is nested too deeply to be a NodeList") from None
     if not isinstance(document, Mapping) or not isinstance(document.get("items"), list):
         raise NodeDataError("node list must be a JSON object with an `items` list (kubectl get nodes -o json)")
     nodes: dict[str, NodeInfo] = {}

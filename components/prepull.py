@@ -21,7 +21,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as kubernetes
 
-from components.image_specs import CudaVariant, driver_terms
+from components.image_specs import CudaVariant, driver_terms, with_platform
 
 GPU_NODE_LABEL = "nvidia.com/gpu.present"
 APP_LABEL = "gpu-jupyterhub-image-prepuller"
@@ -70,8 +70,8 @@ def _node_affinity(
         terms = [
             {"matchExpressions": expressions + term["matchExpressions"]} for term in driver_terms(variant, offered)
         ]
-    if not expressions:
-        return {}
+    # every group: only nodes whose OS and architecture the images are built for
+    terms = with_platform([t for t in terms if t["matchExpressions"]])
     return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}}
 
 

@@ -32,7 +32,9 @@ from components.image_specs import (
     CudaVariant,
     cuda_variants,
     driver_terms,
+    platform_problem,
     variant_for_driver,
+    with_platform,
 )
 from components.nodes import GPU_RESOURCE, GpuInfo, Inventory, NodeInfo, blocking_taints, parse_quantity
 from components.sizing import Budget, Size, budget, fraction_sizes, gpu_size, memory_spec
@@ -96,7 +98,9 @@ def describe_gpus(node: NodeInfo) -> str:
     assert gpu is not None
     text = f"{gpu.count} x {product_name(gpu)}, {_gib(gpu.memory_mib)}"
     if gpu.shared:
-        text += f", {gpu.sharing_strategy} ({gpu.allocatable} slots, 1 per user)"
+        text += f", {gpu.sharing} ({gpu.allocatable} slots, 1 per user)"
+    if node.gpu_capacity > node.gpu_allocatable > 0:
+        text += f", {node.gpu_capacity - node.gpu_allocatable} of {node.gpu_capacity} unhealthy"
     if gpu.mig_resources:
         text += ", MIG " + " + ".join(f"{n} x {r.removeprefix('nvidia.com/mig-')}" for r, n in gpu.mig_resources)
     return text
@@ -111,6 +115,9 @@ def _exclusion(node: NodeInfo, tolerations: list[dict[str, str]]) -> str | None:
         return "NotReady"
     if not node.schedulable:
         return "cordoned (unschedulable)"
+    platform = platform_problem(node.os, node.arch)
+    if platform:
+        return platform
     blocking = blocking_taints(node, tolerations)
     if blocking:
         return f"taint {', '.join(blocking)} is not tolerated by GPU pods (profiles.gpuTolerations)"
@@ -136,7 +143,7 @@ def _included_reason(gpu: GpuInfo, variant: CudaVariant) -> str:
 
 
 def _class_key(gpu: GpuInfo) -> tuple[Any, ...]:
-    return (gpu.product or "", gpu.memory_mib or 0, gpu.max_per_user, gpu.shared, gpu.mig_resources)
+    return (gpu.product or "", gpu.memory_mib or 0, gpu.max_per_user, gpu.sharing, gpu.resource, gpu.mig_resources)
 
 
 def image_regex(registry: str) -> str:
@@ -235,6 +242,19 @@ def _image_option(
     }
 
 
+def _require_platform(profiles: list[dict[str, Any]]) -> None:
+    """Every required node affinity, in every profile and choice, also requires the images' OS and
+    architecture (a Windows or arm64 node never gets a server whose image cannot start there)."""
+    for p in profiles:
+        overrides = [p["kubespawner_override"]]
+        for option in p.get("profile_options", {}).values():
+            overrides += [c.get("kubespawner_override", {}) for c in option.get("choices", {}).values()]
+            overrides.append(option.get("unlisted_choice", {}).get("kubespawner_override", {}))
+        for ov in overrides:
+            if "node_affinity_required" in ov:
+                ov["node_affinity_required"] = with_platform(ov["node_affinity_required"])
+
+
 def _complete(profiles: list[dict[str, Any]], neutral: dict[str, Any]) -> None:
     """Make every profile reset every key any profile or choice sets (None drops a dict entry)."""
     dict_keys: dict[str, set[str]] = defaultdict(set)
@@ -289,11 +309,16 @@ def build_profiles(cfg: StackConfig, inventory: Inventory, refs: dict[str, str])
                 reason = "NotReady"
             elif not node.schedulable:
                 reason = "cordoned (unschedulable)"
+            elif platform_problem(node.os, node.arch):
+                reason = f"{platform_problem(node.os, node.arch)}: no user pods"
             elif user_block:
                 reason = f"taint {', '.join(user_block)}: no user pods"
             else:
                 reason = "CPU profiles"
-            if node.gpu_labelled:
+            if node.gpu_capacity > 0 and node.gpu_allocatable == 0:
+                n = node.gpu_capacity
+                reason = f"{n} of {n} GPUs unhealthy (the device plugin reports none allocatable)"
+            elif node.gpu_labelled:
                 reason = "labelled GPU-present but no nvidia.com/gpu allocatable (device plugin not running?)"
             rows.append(NodeRow(**row, gpus="-", included=False, reason=reason))
             continue
@@ -313,7 +338,11 @@ def build_profiles(cfg: StackConfig, inventory: Inventory, refs: dict[str, str])
     notes: list[str] = []
     cpu_sizes: list[Size] = []
     if cfg.profiles.sizing.enabled:
-        cpu_nodes = [n for n in inventory.nodes if n.ready and n.schedulable and not blocking_taints(n, user_tol)]
+        cpu_nodes = [
+            n
+            for n in inventory.nodes
+            if n.ready and n.schedulable and not blocking_taints(n, user_tol) and not platform_problem(n.os, n.arch)
+        ]
         budgets = [b for n in cpu_nodes if (b := sizer.budget(n)) is not None]
         cpu_sizes, why = fraction_sizes(budgets, cfg.profiles.sizing.fractions, cfg.profiles.sizing.maxShare)
         notes += why
@@ -328,7 +357,7 @@ def build_profiles(cfg: StackConfig, inventory: Inventory, refs: dict[str, str])
     cpu_base: dict[str, Any] = {
         # CPU servers go to GPU nodes only when nothing else has room: there they take the CPU and
         # memory that come with the GPUs.
-        "node_affinity_preferred": [CPU_PREFERENCE],
+        "node_affinity_preferred": [CPU_PREFERENCE] if cfg.profiles.cpuPreferNonGpuNodes else [],
         **sizer.resources(default_size, cfg.profiles.cpu),
         **_gpu_request(None, 0),
         "environment": cpu_env,
@@ -371,7 +400,7 @@ def build_profiles(cfg: StackConfig, inventory: Inventory, refs: dict[str, str])
     # (variant, nodes) with whole GPUs (not only MIG slices), newest CUDA first
     plain: dict[CudaVariant, list[NodeInfo]] = defaultdict(list)
     for key, nodes in classes.items():
-        plain[key[-1]].extend(n for n in nodes if n.gpu and n.gpu.allocatable > 0)
+        plain[key[-1]].extend(n for n in nodes if n.gpu and n.gpu.allocatable > 0 and n.gpu.resource == GPU_RESOURCE)
     offered = [v for v in variants if plain.get(v)]
     if not classes:
         notes.append(
@@ -452,6 +481,7 @@ def build_profiles(cfg: StackConfig, inventory: Inventory, refs: dict[str, str])
             p["slug"] = f"{p['slug']}-{n + 1}"
     profiles.extend(class_profiles)
     _complete(profiles, neutral)
+    _require_platform(profiles)
     return ProfilePlan(
         profiles=profiles,
         nodes=rows,
@@ -537,10 +567,10 @@ def _class_profile(
             gpu_choices[str(n)] = {
                 "display_name": _with_size(f"{n} GPU" + ("s" if n > 1 else ""), size),
                 "default": n == 1,
-                "kubespawner_override": {**_gpu_request(GPU_RESOURCE, n), **sizer.resources(size, cfg.profiles.gpu)},
+                "kubespawner_override": {**_gpu_request(gpu.resource, n), **sizer.resources(size, cfg.profiles.gpu)},
             }
-        kind = f"up to {gpu.max_per_user} per server" + (", time-sliced" if gpu.shared else "")
-        short = "shared" if gpu.shared else f"x{gpu.max_per_user}"
+        kind = f"up to {gpu.max_per_user} per server" + (f", {gpu.sharing}" if gpu.shared else "")
+        short = ("mps" if gpu.sharing == "MPS" else "shared") if gpu.shared else f"x{gpu.max_per_user}"
     node_choices: dict[str, Any] = {
         ANY_NODE: {
             "display_name": f"Any of {len(nodes)} node(s)",

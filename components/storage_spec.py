@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from components.config import StackConfig
+from components.image_specs import platform_problem
 from components.nodes import Inventory, blocking_taints
 
 HOME = "/home/jovyan"
@@ -127,11 +128,17 @@ def _label(text: str, limit: int) -> str:
 
 
 def verification_nodes(inventory: Inventory, tolerations: list[dict[str, str]]) -> list[str]:
-    """Nodes that can run user pods now: Ready, not cordoned, and no taint the pods do not tolerate.
+    """Nodes that can run user pods now: Ready, not cordoned, no taint the pods do not tolerate, and an OS
+    and architecture the images are built for (the check runs the CPU image).
 
-    A Job pinned to any other node (a tainted control plane, say) stays Pending, and `pulumi up` waits for it.
+    A Job pinned to any other node (a tainted control plane, a Windows node) stays Pending or fails to
+    start, and `pulumi up` waits for it.
     """
-    return [n.name for n in inventory.nodes if n.ready and n.schedulable and not blocking_taints(n, tolerations)]
+    return [
+        n.name
+        for n in inventory.nodes
+        if n.ready and n.schedulable and not blocking_taints(n, tolerations) and platform_problem(n.os, n.arch) is None
+    ]
 
 
 _WRITE = """set -eu

@@ -111,10 +111,9 @@ def why_not(pod: Mapping[str, Any], node: Mapping[str, Any]) -> str | None:
     for key, value in (spec.get("nodeSelector") or {}).items():
         if labels.get(key) != value:
             return f"nodeSelector {key}={value}"
-    required = (
-        ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution")
-        or {}
-    )
+    required = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ) or {}
     terms = required.get("nodeSelectorTerms")
     if terms is not None and not terms_match(terms, node):
         return "node affinity"

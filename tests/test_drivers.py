@@ -30,6 +30,7 @@ from components.image_specs import (
     gpu_images,
     image_specs,
     variant_for_driver,
+    with_platform,
 )
 from components.nodes import parse_nodes
 from components.prepull import prepull_daemonsets
@@ -259,7 +260,9 @@ def test_auto_select_offers_each_variant_with_its_own_nodes() -> None:
     plan = build_profiles(config(True), parse_nodes(old_only), REFS)
     auto = next(p for p in plan.profiles if p["slug"] == "gpu")
     assert list(auto["profile_options"]["image"]["choices"]) == ["jupyter-ml-gpu-cu12", "jupyter-fine-tuning-cu12"]
-    assert auto["kubespawner_override"]["node_affinity_required"] == driver_terms(CUDA12, cuda_variants(True))
+    assert auto["kubespawner_override"]["node_affinity_required"] == with_platform(
+        driver_terms(CUDA12, cuda_variants(True))
+    )
     tuning = next(p for p in plan.profiles if p["slug"] == "fine-tuning")
     assert tuning["kubespawner_override"]["image"] == REFS["jupyter-fine-tuning-cu12"]
 

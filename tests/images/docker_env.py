@@ -102,8 +102,7 @@ def docker(
     )
     if check and proc.returncode != 0:
         raise RuntimeError(
-            f"docker {' '.join(args[:3])} ... exited {proc.returncode}:\n"
-            f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+            f"docker {' '.join(args[:3])} ... exited {proc.returncode}:\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
         )
     return proc
 

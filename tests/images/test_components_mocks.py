@@ -211,9 +211,7 @@ def test_prepuller_daemonsets_from_build_refs(mocks: Mocks):
         sets = mocks.of_type("kubernetes:apps/v1:DaemonSet")
         assert len(sets) == 2
         for r in sets:
-            assert r.provider and r.provider.split("::")[-2] == "k8s", (
-                "DaemonSet must use the explicit provider"
-            )
+            assert r.provider and r.provider.split("::")[-2] == "k8s", "DaemonSet must use the explicit provider"
             manifest = {"apiVersion": "apps/v1", "kind": "DaemonSet", **r.inputs}
             kubernetes_validate.validate(manifest, "1.30", strict=True)
             pod = r.inputs["spec"]["template"]["spec"]

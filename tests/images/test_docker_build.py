@@ -101,9 +101,7 @@ def test_registry_requires_login(env: de.DockerEnv, tmp_path: Path) -> None:
     assert status == 401, "the local registry must require a login"
     # and a client without credentials cannot pull what the tests push
     anon = de.docker("pull", f"{env.registry}/nope/nothing:x", config_dir=tmp_path, check=False)
-    assert anon.returncode != 0 and re.search(
-        r"unauthorized|authentication required|no basic auth", anon.stderr, re.I
-    )
+    assert anon.returncode != 0 and re.search(r"unauthorized|authentication required|no basic auth", anon.stderr, re.I)
 
 
 @pytest.mark.parametrize("name", ["jupyter-ml-cpu", "jupyter-agent-dev"])

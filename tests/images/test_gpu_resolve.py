@@ -27,11 +27,7 @@ HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})")
 
 
 def uv() -> str:
-    found = (
-        os.environ.get("UV")
-        or shutil.which("uv", path=str(Path(sys.executable).parent))
-        or shutil.which("uv")
-    )
+    found = os.environ.get("UV") or shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
     if not found:
         pytest.fail("uv not found: pip install -r requirements-images.txt")
     return found

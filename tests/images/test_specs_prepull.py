@@ -10,7 +10,16 @@ import kubernetes_validate
 import pytest
 
 from components.image_builds import dockerconfigjson, repository
-from components.image_specs import CUDA12, CUDA13, IMAGE_SPECS, ImageSpec, build_order, check_digest_refs, gpu_images
+from components.image_specs import (
+    CUDA12,
+    CUDA13,
+    IMAGE_SPECS,
+    ImageSpec,
+    build_order,
+    check_digest_refs,
+    gpu_images,
+    platform_expressions,
+)
 from components.prepull import GPU_NODE_LABEL, container_name, image_groups, prepull_daemonsets
 from tests.images.docker_env import IMAGES
 
@@ -110,7 +119,7 @@ def test_prepull_groups_and_affinity() -> None:
     assert len(gpu_terms) == 3
     for term in gpu_terms:
         assert gpu_expr in term["matchExpressions"] and user_expr in term["matchExpressions"]
-    assert len(cpu_terms) == 1 and cpu_terms[0]["matchExpressions"] == [user_expr]
+    assert len(cpu_terms) == 1 and cpu_terms[0]["matchExpressions"] == [user_expr, *platform_expressions()]
 
     assert groups["gpu"]["spec"]["template"]["spec"]["tolerations"] == GPU_TOLERATIONS
     assert "tolerations" not in groups["cpu"]["spec"]["template"]["spec"]
@@ -127,7 +136,9 @@ def test_prepull_without_user_selector_and_only_cpu_images() -> None:
     manifests = prepull_daemonsets(cpu_only, gpu_images(), "jhub", None, GPU_TOLERATIONS, None)
     assert len(manifests) == 1
     pod = manifests[0]["spec"]["template"]["spec"]
-    assert "affinity" not in pod and "imagePullSecrets" not in pod
+    assert "imagePullSecrets" not in pod
+    # no user selector: only the platform the images are built for
+    assert _required_terms(manifests[0]) == [{"matchExpressions": platform_expressions()}]
     gpu_only = prepull_daemonsets(
         {k: v for k, v in REFS.items() if k in gpu_images()},
         gpu_images(),
