@@ -242,9 +242,11 @@ def _image_option(
     }
 
 
-def _require_platform(profiles: list[dict[str, Any]]) -> None:
+def _require_platform(profiles: list[dict[str, Any]], avoid: list[str]) -> None:
     """Every required node affinity, in every profile and choice, also requires the images' OS and
-    architecture (a Windows or arm64 node never gets a server whose image cannot start there)."""
+    architecture (a Windows or arm64 node never gets a server whose image cannot start there) and
+    keeps off the nodes in ``avoid`` (whose data could not be read: what they claim is unknown)."""
+    extra = [{"key": HOSTNAME_LABEL, "operator": "NotIn", "values": avoid}] if avoid else []
     for p in profiles:
         overrides = [p["kubespawner_override"]]
         for option in p.get("profile_options", {}).values():
@@ -252,7 +254,8 @@ def _require_platform(profiles: list[dict[str, Any]]) -> None:
             overrides.append(option.get("unlisted_choice", {}).get("kubespawner_override", {}))
         for ov in overrides:
             if "node_affinity_required" in ov:
-                ov["node_affinity_required"] = with_platform(ov["node_affinity_required"])
+                terms = with_platform(ov["node_affinity_required"])
+                ov["node_affinity_required"] = [{**t, "matchExpressions": t["matchExpressions"] + extra} for t in terms]
 
 
 def _complete(profiles: list[dict[str, Any]], neutral: dict[str, Any]) -> None:
@@ -330,8 +333,10 @@ def build_profiles(cfg: StackConfig, inventory: Inventory, refs: dict[str, str])
         rows.append(NodeRow(**row, gpus=describe_gpus(node), included=why is None, reason=reason))
         if why is None and variant is not None:
             classes[(*_class_key(node.gpu), variant)].append(node)
+    known = {n.name for n in inventory.nodes}
     for skipped in inventory.skipped:
-        rows.append(NodeRow(name=skipped.name, control_plane=False, gpus="?", included=False, reason=skipped.reason))
+        reason = skipped.reason if skipped.name in known else f"{skipped.reason}; no user pods"
+        rows.append(NodeRow(name=skipped.name, control_plane=False, gpus="?", included=False, reason=reason))
     rows.sort(key=lambda r: (r.name, r.reason))
 
     sizer = _Sizer(cfg)
@@ -481,7 +486,8 @@ def build_profiles(cfg: StackConfig, inventory: Inventory, refs: dict[str, str])
             p["slug"] = f"{p['slug']}-{n + 1}"
     profiles.extend(class_profiles)
     _complete(profiles, neutral)
-    _require_platform(profiles)
+    unreadable = {s.name for s in inventory.skipped} - {n.name for n in inventory.nodes} - {"(unnamed node)"}
+    _require_platform(profiles, sorted(unreadable))
     return ProfilePlan(
         profiles=profiles,
         nodes=rows,

@@ -127,7 +127,10 @@ def why_not(pod: Mapping[str, Any], node: Mapping[str, Any]) -> str | None:
         have = allocatable.get(resource)
         if have is None:
             return f"no {resource}"
-        cap = parse_quantity(str(have), millis=resource == "cpu")
+        try:
+            cap = parse_quantity(str(have), millis=resource == "cpu")
+        except ValueError:
+            return f"unreadable {resource}"  # the model refuses what it cannot read, rather than guess
         if amount > cap:
             return f"insufficient {resource}"
     return None

@@ -1,0 +1,190 @@
+"""Pods land only where they can run: platforms, renamed and MPS sharing, unhealthy GPUs, hostile node data.
+
+Every profile and choice of every node fixture becomes a KubeSpawner 7.0.0 pod; the scheduler model of
+tests/scheduling.py says where each could land, and every such node must run its image (OS, architecture,
+driver) and, for GPU pods, hold the GPUs requested.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.config import parse_config
+from components.image_specs import cuda_variants, gpu_images, image_specs, platform_problem, variant_for_driver
+from components.nodes import SHARED_GPU_RESOURCE, parse_nodes
+from components.prepull import prepull_daemonsets
+from components.profiles import ANY_NODE, build_profiles
+from components.storage_spec import verification_nodes
+from components.values import build_values
+from tests.conftest import BASE_CONFIG, GIVEN_REFS, plan_cli
+from tests.fixtures.nodefactory import SCENARIOS, node, node_list
+from tests.scheduling import nodes_for
+from tests.spawner import pods
+
+CFG = parse_config({**BASE_CONFIG, "images": {"build": False, "refs": GIVEN_REFS}})
+GPU_IMAGES = {GIVEN_REFS[n] for n in gpu_images(image_specs())}
+GPU_KEYS = ("nvidia.com/gpu", SHARED_GPU_RESOURCE)
+
+
+def _options(profile: dict[str, Any]) -> list[dict[str, Any]]:
+    out = [{"profile": profile["slug"]}]
+    for name, option in profile.get("profile_options", {}).items():
+        choices = list(option.get("choices", {}))
+        if name == "node":
+            choices = [c for c in choices if c == ANY_NODE] + [c for c in choices if c != ANY_NODE][:3]
+        out += [{"profile": profile["slug"], name: c} for c in choices]
+    return out
+
+
+def _labels(doc: dict[str, Any]) -> dict[str, str]:
+    return doc["metadata"]["labels"]
+
+
+def _driver(doc: dict[str, Any]) -> int | None:
+    labels = _labels(doc)
+    for key in ("nvidia.com/cuda.driver-version.major", "nvidia.com/cuda.driver.major"):
+        if key in labels:
+            return int(labels[key])
+    return None
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_every_pod_lands_only_where_its_image_runs(scenario: str) -> None:
+    doc = SCENARIOS[scenario]
+    inventory = parse_nodes(doc)
+    values = build_values(CFG, inventory, GIVEN_REFS)
+    readable = {n.name for n in inventory.nodes}
+    options = [o for p in values["singleuser"]["profileList"] for o in _options(p)]
+    cpu_capable = [
+        n
+        for n in inventory.nodes
+        if n.ready and n.schedulable and platform_problem(n.os, n.arch) is None and not n.taints
+    ]
+    by_name = {d["metadata"]["name"]: d for d in doc["items"]}
+    for opts, pod in zip(options, pods(values, options), strict=True):
+        container = pod["spec"]["containers"][0]
+        limits = container["resources"].get("limits", {})
+        gpu_request = {k: v for k, v in limits.items() if k.startswith("nvidia.com/")}
+        fits = nodes_for(pod, doc["items"])
+        if gpu_request or cpu_capable:
+            assert fits, f"{scenario} {opts}: fits no node"
+        for name in fits:
+            assert name in readable, f"{scenario} {opts}: could land on {name}, whose data was unreadable"
+            labels = _labels(by_name[name])
+            assert platform_problem(labels.get("kubernetes.io/os"), labels.get("kubernetes.io/arch")) is None, (
+                f"{scenario} {opts}: {container['image']} could land on {name} ({labels.get('kubernetes.io/arch')})"
+            )
+            if container["image"] in GPU_IMAGES:
+                assert variant_for_driver(_driver(by_name[name]), cuda_variants()) is not None
+            allocatable = by_name[name]["status"]["allocatable"]
+            for resource, count in gpu_request.items():
+                assert int(allocatable.get(resource, "0")) >= int(count), f"{opts}: {name} lacks {resource}"
+
+
+def test_other_platforms_are_left_out_with_a_reason() -> None:
+    plan = build_profiles(CFG, parse_nodes(SCENARIOS["platforms"]), GIVEN_REFS)
+    rows = {r.name: r for r in plan.nodes}
+    assert not rows["gh200"].included
+    assert rows["gh200"].reason == "linux/arm64 node: the images are built for linux/amd64 only"
+    assert rows["win-1"].reason.startswith("windows/amd64 node") and rows["win-1"].reason.endswith("no user pods")
+    assert plan.gpu_nodes == ["gpu-1"]
+    tolerations = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert verification_nodes(parse_nodes(SCENARIOS["platforms"]), tolerations) == ["cpu-1", "gpu-1"]
+
+
+def test_prepullers_skip_other_platforms() -> None:
+    tol = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    for ds in prepull_daemonsets(GIVEN_REFS, gpu_images(), "jhub", None, tol, None):
+        placed = nodes_for(ds["spec"]["template"], SCENARIOS["platforms"]["items"])
+        assert "gh200" not in placed and "win-1" not in placed
+        assert "gpu-1" in placed
+
+
+def test_renamed_shared_gpus_are_requested_by_their_name() -> None:
+    plan = build_profiles(CFG, parse_nodes(SCENARIOS["sharing"]), GIVEN_REFS)
+    t4 = next(p for p in plan.profiles if "tesla-t4" in p["slug"])
+    assert t4["display_name"] == "Tesla T4 SHARED, 15 GiB (up to 1 per server, time-sliced)"
+    [choice] = t4["profile_options"]["gpus"]["choices"].values()
+    assert choice["kubespawner_override"]["extra_resource_limits"] == {SHARED_GPU_RESOURCE: "1"}
+    # auto-select asks for nvidia.com/gpu: the renamed-only node is not among its nodes
+    auto = next(p for p in plan.profiles if p["slug"] == "gpu")
+    values = build_values(CFG, parse_nodes(SCENARIOS["sharing"]), GIVEN_REFS)
+    [pod] = pods(values, [{"profile": auto["slug"]}])
+    assert "ts-renamed" not in nodes_for(pod, SCENARIOS["sharing"]["items"])
+
+
+def test_mps_is_named_mps_and_gives_one_replica() -> None:
+    plan = build_profiles(CFG, parse_nodes(SCENARIOS["sharing"]), GIVEN_REFS)
+    a10 = next(p for p in plan.profiles if "a10" in p["slug"])
+    assert a10["display_name"].endswith("(up to 1 per server, MPS)") and a10["slug"].endswith("-mps")
+    assert list(a10["profile_options"]["gpus"]["choices"]) == ["1"]
+    rows = {r.name: r for r in plan.nodes}
+    assert "MPS (4 slots, 1 per user)" in rows["mps-1"].gpus and "time-sliced" not in rows["mps-1"].gpus
+
+
+def test_unhealthy_gpus_are_reported_as_such() -> None:
+    plan = build_profiles(CFG, parse_nodes(SCENARIOS["sharing"]), GIVEN_REFS)
+    rows = {r.name: r for r in plan.nodes}
+    assert rows["sick-all"].reason == "2 of 2 GPUs unhealthy (the device plugin reports none allocatable)"
+    assert rows["sick-one"].gpus.endswith("1 of 2 unhealthy") and rows["sick-one"].included
+    l4 = next(p for p in plan.profiles if "l4" in p["slug"])
+    assert list(l4["profile_options"]["gpus"]["choices"]) == ["1"], "only the healthy GPU is offered"
+
+
+def test_hostile_node_data_skips_the_node_fast() -> None:
+    start = time.perf_counter()
+    plan = build_profiles(CFG, parse_nodes(SCENARIOS["hostile"]), GIVEN_REFS)
+    elapsed = time.perf_counter() - start
+    rows = {r.name: r for r in plan.nodes}
+    assert rows["gpu-exa"].reason == (
+        "unreadable node data: nvidia.com/gpu = '1E' is not a plausible GPU count (more than 1024); no user pods"
+    )
+    assert "more than 1024" in rows["gpu-100k"].reason
+    assert "more than 24 digits" in rows["cpu-huge"].reason
+    assert "nvidia.com/gpu.count='two'" in rows["gpu-badlabel"].reason
+    assert plan.gpu_nodes == ["gpu-good"]
+    print(f"hostile fixture planned in {elapsed * 1000:.1f} ms")  # a figure, not an assert
+
+
+def test_gpu_choices_are_capped_per_server() -> None:
+    doc = node_list(node("big", gpus=64, product="NVIDIA-H100-80GB-HBM3", memory_mib=81559))
+    plan = build_profiles(CFG, parse_nodes(doc), GIVEN_REFS)
+    h100 = next(p for p in plan.profiles if "h100" in p["slug"])
+    assert list(h100["profile_options"]["gpus"]["choices"]) == [str(n) for n in range(1, 17)]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"\xff\xfe\x00\xd8garbage", "is not JSON"),
+        (b"[" * 200_000 + b"]" * 200_000, "nested too deeply"),
+        (b'{"items": "nope"}', "`items` list"),
+    ],
+)
+def test_bad_node_files_exit_2_with_a_clear_message(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "nodes.json"
+    path.write_bytes(content)
+    proc = plan_cli("--stack-file", "Pulumi.dev.yaml", "--nodes", str(path))
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith(f"error: --nodes: {path}")
+
+
+def test_cpu_servers_prefer_nodes_without_gpus_unless_switched_off() -> None:
+    values = build_values(CFG, parse_nodes(SCENARIOS["mixed"]), GIVEN_REFS)
+    [pod] = pods(values, [{"profile": "cpu"}])
+    preferred = pod["spec"]["affinity"]["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert preferred[0]["preference"]["matchExpressions"] == [
+        {"key": "nvidia.com/gpu.present", "operator": "NotIn", "values": ["true"]}
+    ]
+    [gpu_pod] = pods(values, [{"profile": "gpu"}])
+    assert "preferredDuringSchedulingIgnoredDuringExecution" not in gpu_pod["spec"]["affinity"]["nodeAffinity"]
+    off = parse_config(
+        {**BASE_CONFIG, "images": {"build": False, "refs": GIVEN_REFS}, "profiles": {"cpuPreferNonGpuNodes": False}}
+    )
+    [pod] = pods(build_values(off, parse_nodes(SCENARIOS["mixed"]), GIVEN_REFS), [{"profile": "cpu"}])
+    assert "preferredDuringSchedulingIgnoredDuringExecution" not in pod["spec"]["affinity"].get("nodeAffinity", {})
