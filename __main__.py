@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -21,7 +22,7 @@ from components.image_specs import image_specs
 from components.inventory import InventoryError, from_cluster, from_file
 from components.nodes import Inventory
 from components.prepull import PrePuller, PrePullerArgs
-from components.profiles import USER_POD_TOLERATIONS, build_profiles
+from components.profiles import USER_POD_TOLERATIONS, ProfilePlan, build_profiles
 from components.storage import NotebookStorage, NotebookStorageArgs
 from components.storage_spec import (
     persistent_volume,
@@ -29,7 +30,13 @@ from components.storage_spec import (
     verification_jobs,
     verification_nodes,
 )
-from components.values import OAUTH_SECRET_KEY, PULL_SECRET, SHARED_PASSWORD_KEY, values_from_plan
+from components.values import (
+    OAUTH_SECRET_KEY,
+    PULL_SECRET,
+    SHARED_PASSWORD_KEY,
+    values_from_plan,
+    values_size_warning,
+)
 
 ROOT = Path(__file__).parent
 
@@ -59,6 +66,15 @@ def auth_secret_data(cfg: StackConfig) -> dict[str, pulumi.Output[str]]:
     if cfg.auth.sharedPassword is not None and cfg.auth.mode == "shared-password":
         data[SHARED_PASSWORD_KEY] = pulumi.Output.secret(cfg.auth.sharedPassword.get_secret_value())
     return data
+
+
+def _checked_values(cfg: StackConfig, plan: ProfilePlan, refs: dict[str, str]) -> dict[str, Any]:
+    """The release values; a warning when they come near what the chart's hub Secret can hold."""
+    values = values_from_plan(cfg, plan, refs)
+    warning = values_size_warning(values)
+    if warning:
+        pulumi.log.warn(warning)
+    return values
 
 
 def main() -> None:
@@ -146,7 +162,7 @@ def main() -> None:
     )
 
     plan = images.refs.apply(lambda refs: build_profiles(cfg, inventory, refs))
-    values = pulumi.Output.all(plan, images.refs).apply(lambda pr: values_from_plan(cfg, pr[0], pr[1]))
+    values = pulumi.Output.all(plan, images.refs).apply(lambda pr: _checked_values(cfg, pr[0], pr[1]))
     hub = JupyterHub(
         "hub",
         JupyterHubArgs(

@@ -1,9 +1,9 @@
-"""Profile and values generation at 10, 100 and 1000 GPU nodes: evaluation time and values size.
+"""Profile and values generation at 10 to 5,000 GPU nodes: evaluation time and values size.
 
-Targets (printed, not asserted): under 1 s and under 256 KiB at 1000 nodes. Helm stores a release in
-a Secret capped near 1 MiB, so the values must stay well below that. The size that counts is the values
-as JSON (what Pulumi hands Helm and what Helm keeps in the release, before gzip); the plan's YAML, with
-its indentation, and the gzipped size are printed beside it.
+Targets (printed, not asserted): under 1 s and 256 KiB at 1,000 nodes, under 2 s and 700 KiB at 5,000.
+The chart keeps all values, as YAML, in the hub's Secret, which Kubernetes caps at 1 MiB (Helm's own
+release Secret is gzipped and matters less). The time is node parsing, profiles and values together
+(what a preview adds), plus the plan's YAML rendering; the JSON, YAML and gzipped sizes are printed.
 
     python -m benchmarks.profiles_bench
 """
@@ -27,8 +27,8 @@ from components.values import build_values  # noqa: E402
 from tests.conftest import BASE_CONFIG, GIVEN_REFS  # noqa: E402
 from tests.fixtures.nodefactory import many  # noqa: E402
 
-TIME_TARGET_S = 1.0
-SIZE_TARGET = 256 * 1024
+# GPU nodes -> (seconds, bytes of YAML values)
+TARGETS = {1000: (1.0, 256 * 1024), 5000: (2.0, 700 * 1024)}
 
 
 def measure(count: int, repeats: int = 5) -> tuple[float, int, int, int, int]:
@@ -52,13 +52,14 @@ def measure(count: int, repeats: int = 5) -> tuple[float, int, int, int, int]:
 
 
 def main() -> int:
-    print(f"targets at 1000 GPU nodes: < {TIME_TARGET_S} s, JSON values < 256 KiB")
+    for count, (seconds, size) in TARGETS.items():
+        print(f"target at {count} GPU nodes: < {seconds} s, YAML values < {size // 1024} KiB")
     print(f"{'GPU nodes':>10} {'median s':>9} {'JSON KiB':>9} {'YAML KiB':>9} {'gzip KiB':>9} {'profiles':>9}")
-    for count in (10, 100, 1000):
-        seconds, size, yaml_size, gz, profiles = measure(count)
+    for count in (10, 100, 1000, 5000):
+        seconds, size, yaml_size, gz, profiles = measure(count, repeats=5 if count < 5000 else 3)
         flag = ""
-        if count == 1000:
-            ok = seconds < TIME_TARGET_S and size < SIZE_TARGET
+        if count in TARGETS:
+            ok = seconds < TARGETS[count][0] and yaml_size < TARGETS[count][1]
             flag = "  within target" if ok else "  OVER TARGET"
         print(
             f"{count:>10} {seconds:>9.3f} {size / 1024:>9.1f} {yaml_size / 1024:>9.1f} {gz / 1024:>9.1f} "

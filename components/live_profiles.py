@@ -234,7 +234,8 @@ def apply_availability(profiles, usage, user_groups, gpu_groups):
                 )
                 profile["display_name"] = f"{profile['display_name']} - {free} GPU(s) free now"
             else:
-                if not _annotate_nodes(node_option, usage, resources):
+                terms = (profile.get("kubespawner_override") or {}).get("node_affinity_required")
+                if not _annotate_nodes(node_option, usage, resources, terms):
                     continue
         out.append(profile)
     if out and not any(p.get("default") for p in out):
@@ -242,8 +243,9 @@ def apply_availability(profiles, usage, user_groups, gpu_groups):
     return out
 
 
-def _annotate_nodes(option, usage, resources):
-    """Show free/total per node choice, drop full or NotReady nodes; False when no node is left."""
+def _annotate_nodes(option, usage, resources, terms=None):
+    """Show free/total per node choice, drop full or NotReady nodes; False when no node is left.
+    A class too large to list its nodes (a typed name) counts the nodes its affinity admits."""
     choices = option.get("choices") or {}
     free_total = 0
     named_nodes = 0
@@ -265,7 +267,13 @@ def _annotate_nodes(option, usage, resources):
         named_nodes += 1
         choice["display_name"] = f"{choice['display_name']} - {free}/{total} free"
         kept[key] = choice
-    if not named_nodes:
+    if not named_nodes and (option.get("unlisted_choice") or {}).get("enabled"):
+        for info in usage.values():
+            if info["ready"] and affinity_admits(terms, info.get("labels") or {}):
+                free_total += sum(info["resources"].get(r, [0, 0])[0] for r in resources)
+        if free_total <= 0:
+            return False
+    elif not named_nodes:
         return False
     for choice in kept.values():
         selector = (choice.get("kubespawner_override") or {}).get("node_selector") or {}

@@ -22,7 +22,7 @@ from components.config import ConfigError, StackConfig, load_stack_file
 from components.inventory import InventoryError, from_file
 from components.nodes import Inventory
 from components.profiles import ANY_NODE, ProfilePlan, build_profiles
-from components.values import image_refs_for_plan, values_from_plan
+from components.values import image_refs_for_plan, values_from_plan, values_size_warning
 
 
 class PlanError(Exception):
@@ -95,7 +95,12 @@ def _choices_text(options: dict[str, Any], registry: str) -> str:
         choices = option.get("choices", {})
         if name == "node":
             named = len(choices) - (1 if ANY_NODE in choices else 0)
-            parts.append(f"node (any, or {named} by name)" if ANY_NODE in choices else f"node ({named})")
+            unlisted = option.get("unlisted_choice", {})
+            if unlisted.get("enabled"):
+                count = unlisted["validation_regex"].count("|") + 1
+                parts.append(f"node (any, or one of {count} typed by name)")
+            else:
+                parts.append(f"node (any, or {named} by name)" if ANY_NODE in choices else f"node ({named})")
         elif name == "gpus":
             continue  # shown in the GPU column
         elif name == "size":
@@ -206,10 +211,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     refs = image_refs_for_plan(cfg)
     plan = build_profiles(cfg, inventory, refs)
+    values = values_from_plan(cfg, plan, refs)
+    warning = values_size_warning(values)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     if args.output == "table":
         sys.stdout.write(render_table(cfg, plan, wide=args.wide))
     else:
-        values = values_from_plan(cfg, plan, refs)
         sys.stdout.write(render_values(values) if args.output == "values" else json.dumps(values, sort_keys=True))
     return 0
 

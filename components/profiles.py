@@ -42,6 +42,7 @@ from components.storage_spec import shared_code_mounts
 
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 ANY_NODE = "*"  # the node option's "any node" key: never a valid node name, so it cannot collide with one
+NODE_CHOICES_MAX = 50  # nodes listed by name in a class's node option; larger classes get a name field
 # z2jh's scheduling.userPods.tolerations defaults; a profile that sets tolerations replaces the list.
 USER_POD_TOLERATIONS: tuple[dict[str, str], ...] = (
     {"effect": "NoSchedule", "key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user"},
@@ -577,18 +578,7 @@ def _class_profile(
             }
         kind = f"up to {gpu.max_per_user} per server" + (f", {gpu.sharing}" if gpu.shared else "")
         short = ("mps" if gpu.sharing == "MPS" else "shared") if gpu.shared else f"x{gpu.max_per_user}"
-    node_choices: dict[str, Any] = {
-        ANY_NODE: {
-            "display_name": f"Any of {len(nodes)} node(s)",
-            "default": True,
-            "kubespawner_override": {"node_selector": {HOSTNAME_LABEL: None}},
-        }
-    }
-    for node in nodes:
-        node_choices[node.name] = {
-            "display_name": describe_node(node),
-            "kubespawner_override": {"node_selector": {HOSTNAME_LABEL: node.name}},
-        }
+    node_option = _node_option(nodes, product)
     memory = f"{round(gpu.memory_mib / 1024)}gib" if gpu.memory_mib else "unknown-memory"
     slug = _slug(f"gpu {product} {memory} {short} {variant.suffix}")
     images = [f"jupyter-ml-gpu{variant.suffix}", f"jupyter-fine-tuning{variant.suffix}"]
@@ -607,10 +597,49 @@ def _class_profile(
         },
         "profile_options": {
             "gpus": {"display_name": "GPUs", "choices": gpu_choices},
-            "node": {"display_name": "Node", "choices": node_choices},
+            "node": node_option,
             "image": _image_option(cfg, refs, images, titles={n: _variant_title(n, variant) for n in images}),
         },
     }
+
+
+def _names_regex(names: list[str]) -> str:
+    """A regex that accepts exactly these names (no trailing newline either: ``re.match`` with ``$``
+    would take one). Node names are DNS subdomains; "." goes in a class so that the pattern is also
+    valid in the browser's form check (which rejects needless escapes)."""
+    alternatives = [n.replace(".", "[.]") if re.fullmatch(r"[a-z0-9.-]+", n) else re.escape(n) for n in sorted(names)]
+    return "^(?:" + "|".join(alternatives) + r")(?![\s\S])"
+
+
+def _node_option(nodes: list[NodeInfo], product: str) -> dict[str, Any]:
+    """ "Any node" plus each node by name: a list up to NODE_CHOICES_MAX nodes, beyond that a name field
+    checked against the class's nodes (a list of thousands helps nobody, and would push the values
+    past what the chart can store)."""
+    choices: dict[str, Any] = {
+        ANY_NODE: {
+            "display_name": f"Any of {len(nodes)} node(s)",
+            "default": True,
+            "kubespawner_override": {"node_selector": {HOSTNAME_LABEL: None}},
+        }
+    }
+    option: dict[str, Any] = {"display_name": "Node", "choices": choices}
+    if len(nodes) <= NODE_CHOICES_MAX:
+        for node in nodes:
+            choices[node.name] = {
+                "display_name": describe_node(node),
+                "kubespawner_override": {"node_selector": {HOSTNAME_LABEL: node.name}},
+            }
+        return option
+    names = sorted(n.name for n in nodes)
+    option["unlisted_choice"] = {
+        "enabled": True,
+        "display_name": f"Node name (one of the {len(nodes)} {product} nodes)",
+        "display_name_in_choices": "A node by name...",
+        "validation_regex": _names_regex(names),
+        "validation_message": f"The name of one of the {len(nodes)} {product} nodes, such as {names[0]}",
+        "kubespawner_override": {"node_selector": {HOSTNAME_LABEL: "{value}"}},
+    }
+    return option
 
 
 def _with_size(text: str, size: Size | None) -> str:

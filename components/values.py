@@ -210,3 +210,24 @@ def values_from_plan(cfg: StackConfig, plan: ProfilePlan, refs: dict[str, str]) 
         },
     }
     return values
+
+
+# The chart stores all values, as YAML and with its defaults, in the hub's Secret; Kubernetes caps a
+# Secret at 1 MiB, and an update whose values do not fit fails half-way. Warn well before that.
+SECRET_LIMIT_BYTES = 1024 * 1024
+VALUES_WARN_BYTES = 700 * 1024
+
+
+def values_size_warning(values: dict[str, Any]) -> str | None:
+    """A warning naming the limit when the values (as YAML) come near what the hub Secret can hold."""
+    import yaml
+
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    size = len(yaml.dump(values, Dumper=dumper, sort_keys=True, default_flow_style=False).encode())
+    if size < VALUES_WARN_BYTES:
+        return None
+    return (
+        f"the Helm values are {size // 1024} KiB as YAML; the chart stores them with its defaults in the hub "
+        f"Secret, which Kubernetes limits to {SECRET_LIMIT_BYTES // 1024} KiB: beyond that `pulumi up` fails. "
+        "Fewer GPU classes or nodes, or a shorter hub.extraConfig, bring them down"
+    )

@@ -177,3 +177,24 @@ def test_auto_select_counts_only_gpus_on_nodes_with_a_suitable_driver() -> None:
     auto = next(p for p in profiles if p["slug"] == "gpu")
     assert auto["display_name"].endswith(" 3 GPU(s) free now"), auto["display_name"]
     assert ns["affinity_admits"]([], {}) and not ns["affinity_admits"]([{"matchExpressions": []}], {})
+
+
+def test_a_class_too_large_to_list_counts_free_gpus_on_its_nodes() -> None:
+    from tests.fixtures.nodefactory import node, node_list
+
+    doc = node_list(*(node(f"h-{i:03d}", gpus=2, product="NVIDIA-H100-80GB-HBM3", memory_mib=81559) for i in range(60)))
+    cfg = parse_config({**BASE_CONFIG, "images": {"build": False, "refs": GIVEN_REFS}})
+    values = build_values(cfg, parse_nodes(doc), GIVEN_REFS)
+    ns = hub_namespace(values)
+    nodes = copy.deepcopy(doc["items"])
+    busy = [gpu_pod(f"h-{i:03d}", 2) for i in range(59)]
+
+    async def fetch() -> tuple[list[Any], list[Any]]:
+        return nodes, busy
+
+    profiles = call(ns["make_profile_list"](values["singleuser"]["profileList"], fetch=fetch), values)
+    h100 = next(p for p in profiles if "h100" in p["slug"])
+    assert h100["profile_options"]["node"]["choices"][ANY_NODE]["display_name"] == "Any of 60 node(s) - 2 free"
+    busy.append(gpu_pod("h-059", 2))
+    profiles = call(ns["make_profile_list"](values["singleuser"]["profileList"], fetch=fetch), values)
+    assert not any("h100" in p["slug"] for p in profiles), "every GPU of the class taken: the profile is hidden"

@@ -16,12 +16,13 @@ import pytest
 from components.config import parse_config
 from components.image_specs import cuda_variants, gpu_images, image_specs, platform_problem, variant_for_driver
 from components.nodes import SHARED_GPU_RESOURCE, parse_nodes
+from components.plan import render_table
 from components.prepull import prepull_daemonsets
 from components.profiles import ANY_NODE, build_profiles
 from components.storage_spec import verification_nodes
-from components.values import build_values
+from components.values import build_values, values_size_warning
 from tests.conftest import BASE_CONFIG, GIVEN_REFS, plan_cli
-from tests.fixtures.nodefactory import SCENARIOS, node, node_list
+from tests.fixtures.nodefactory import SCENARIOS, many, node, node_list
 from tests.scheduling import nodes_for
 from tests.spawner import pods
 
@@ -188,3 +189,42 @@ def test_cpu_servers_prefer_nodes_without_gpus_unless_switched_off() -> None:
     )
     [pod] = pods(build_values(off, parse_nodes(SCENARIOS["mixed"]), GIVEN_REFS), [{"profile": "cpu"}])
     assert "preferredDuringSchedulingIgnoredDuringExecution" not in pod["spec"]["affinity"].get("nodeAffinity", {})
+
+
+# ---- scale: classes too large to list their nodes get a checked name field ----
+
+
+def test_a_large_class_offers_its_nodes_as_a_checked_name_field() -> None:
+    doc = many(400)  # 4 products x 4 GPU counts: 16 classes of 25 nodes; then 60 more H100 x8 nodes: 85
+    doc["items"] += [
+        node(f"h100-{i:03d}", gpus=8, product="NVIDIA-H100-80GB-HBM3", memory_mib=81559) for i in range(60)
+    ]
+    values = build_values(CFG, parse_nodes(doc), GIVEN_REFS)
+    profiles = {p["slug"]: p for p in values["singleuser"]["profileList"]}
+    h100 = next(p for s, p in profiles.items() if "h100" in s and "x8" in s)
+    option = h100["profile_options"]["node"]
+    assert list(option["choices"]) == [ANY_NODE]
+    unlisted = option["unlisted_choice"]
+    assert unlisted["enabled"] and unlisted["kubespawner_override"] == {
+        "node_selector": {"kubernetes.io/hostname": "{value}"}
+    }
+    small = next(p for s, p in profiles.items() if "4090" in s)
+    assert "unlisted_choice" not in small["profile_options"]["node"], "25 nodes are still listed"
+
+    slug = h100["slug"]
+    [pod] = pods(values, [{"profile": slug, "node": "unlisted_choice", "node--unlisted-choice": "h100-007"}])
+    assert pod["spec"]["nodeSelector"] == {"kubernetes.io/hostname": "h100-007"}
+    assert nodes_for(pod, doc["items"]) == ["h100-007"]
+    for bad in ("h100-999", "gpu-0000", "h100-007\n", "h100-00"):
+        with pytest.raises(ValueError, match="validation regex"):
+            pods(values, [{"profile": slug, "node": "unlisted_choice", "node--unlisted-choice": bad}])
+    table = render_table(CFG, build_profiles(CFG, parse_nodes(doc), GIVEN_REFS))
+    assert "node (any, or one of 85 typed by name)" in table
+
+
+def test_values_near_the_secret_limit_are_a_warning() -> None:
+    values = build_values(CFG, parse_nodes(SCENARIOS["mixed"]), GIVEN_REFS)
+    assert values_size_warning(values) is None
+    big = {**values, "hub": {**values["hub"], "extraConfig": {"x": "#" * (720 * 1024)}}}
+    warning = values_size_warning(big)
+    assert warning and "hub Secret" in warning and "1024 KiB" in warning
