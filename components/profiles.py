@@ -38,7 +38,7 @@ from components.image_specs import (
 )
 from components.nodes import GPU_RESOURCE, GpuInfo, Inventory, NodeInfo, blocking_taints, parse_quantity
 from components.sizing import Budget, Size, budget, fraction_sizes, gpu_size, memory_spec
-from components.storage_spec import shared_code_mounts
+from components.storage_spec import shared_code_mounts, verification_nodes
 
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 ANY_NODE = "*"  # the node option's "any node" key: never a valid node name, so it cannot collide with one
@@ -77,6 +77,7 @@ class ProfilePlan(BaseModel):
     nodes: list[NodeRow]
     gpu_nodes: list[str]
     notes: list[str]
+    checked_nodes: list[str] = []  # where verifyStorage runs its Jobs (empty when it is off)
 
 
 def _gib(mib: int | None) -> str:
@@ -489,8 +490,18 @@ def build_profiles(cfg: StackConfig, inventory: Inventory, refs: dict[str, str])
     _complete(profiles, neutral)
     unreadable = {s.name for s in inventory.skipped} - {n.name for n in inventory.nodes} - {"(unnamed node)"}
     _require_platform(profiles, sorted(unreadable))
+    checked: list[str] = []
+    if cfg.verifyStorage:
+        checked = verification_nodes(inventory, user_tol + [t for t in gpu_tol if t not in user_tol])
+        shown = ", ".join(checked[:10]) + (f" and {len(checked) - 10} more" if len(checked) > 10 else "")
+        notes.append(
+            f"verifyStorage: the storage check runs on {len(checked)} node(s) where user pods can run: {shown}"
+            if checked
+            else "verifyStorage: no node can run user pods, so the storage check has nowhere to run"
+        )
     return ProfilePlan(
         profiles=profiles,
+        checked_nodes=checked,
         nodes=rows,
         gpu_nodes=sorted(n.name for nodes in classes.values() for n in nodes),
         notes=notes,

@@ -228,3 +228,11 @@ def test_values_near_the_secret_limit_are_a_warning() -> None:
     big = {**values, "hub": {**values["hub"], "extraConfig": {"x": "#" * (720 * 1024)}}}
     warning = values_size_warning(big)
     assert warning and "hub Secret" in warning and "1024 KiB" in warning
+
+
+def test_plan_names_the_nodes_the_storage_check_runs_on() -> None:
+    cfg = parse_config({**BASE_CONFIG, "images": {"build": False, "refs": GIVEN_REFS}, "verifyStorage": True})
+    plan = build_profiles(cfg, parse_nodes(SCENARIOS["platforms"]), GIVEN_REFS)
+    assert plan.checked_nodes == ["cpu-1", "gpu-1"]
+    assert "verifyStorage: the storage check runs on 2 node(s) where user pods can run: cpu-1, gpu-1" in plan.notes
+    assert build_profiles(CFG, parse_nodes(SCENARIOS["platforms"]), GIVEN_REFS).checked_nodes == []
