@@ -45,11 +45,15 @@ def parse(text: str) -> dict[str, tuple[str, set[str]]]:
     return out
 
 
-def merged_lock(locks: list[str]) -> dict[str, tuple[str, set[str]]]:
-    """One lock from several; the same package must be pinned alike along the chain."""
+def merged_lock(locks: list[str], suffix: str = "") -> dict[str, tuple[str, set[str]]]:
+    """One lock from several; the same package must be pinned alike along the chain. ``suffix``
+    selects a CUDA variant's locks (requirements-cu12.txt) where a folder has one."""
     merged: dict[str, tuple[str, set[str]]] = {}
     for lock in locks:
-        for name, (version, hashes) in parse((IMAGES / lock / "requirements.txt").read_text()).items():
+        path = IMAGES / lock / f"requirements{suffix}.txt"
+        if not path.exists():
+            path = IMAGES / lock / "requirements.txt"
+        for name, (version, hashes) in parse(path.read_text()).items():
             if name in merged:
                 assert merged[name][0] == version, f"{lock}: {name} {version} != {merged[name][0]}"
             merged[name] = (version, merged.get(name, (version, set()))[1] | hashes)
@@ -92,10 +96,12 @@ def check_resolves(pins: dict[str, tuple[str, set[str]]], tmp: Path) -> dict[str
     return resolved
 
 
+@pytest.mark.parametrize("suffix", ["", "-cu12"])
 @pytest.mark.parametrize("name", ["jupyter-ml-gpu", "jupyter-fine-tuning"])
-def test_gpu_image_dependency_set_resolves(name: str, tmp_path: Path) -> None:
-    pins = merged_lock(chain(name))
+def test_gpu_image_dependency_set_resolves(name: str, suffix: str, tmp_path: Path) -> None:
+    pins = merged_lock(chain(name), suffix)
     check_resolves(pins, tmp_path)
+    assert any(n.endswith("-cu12") for n in pins) == (suffix == "-cu12"), "the variant's CUDA runtime wheels"
     assert pins["torch"][0].startswith("2.")
     assert pins["jupyterhub"][0].startswith("5.5.")
     # CUDA comes as wheels torch depends on: why the images need no CUDA base image
