@@ -320,12 +320,14 @@ def build_profiles(cfg: StackConfig, inventory: Inventory, refs: dict[str, str])
                 reason = f"taint {', '.join(user_block)}: no user pods"
             else:
                 reason = "CPU profiles"
+            gpus = "-"
             if node.gpu_capacity > 0 and node.gpu_allocatable == 0:
                 n = node.gpu_capacity
+                gpus = f"{n} GPU(s), none healthy"
                 reason = f"{n} of {n} GPUs unhealthy (the device plugin reports none allocatable)"
             elif node.gpu_labelled:
                 reason = "labelled GPU-present but no nvidia.com/gpu allocatable (device plugin not running?)"
-            rows.append(NodeRow(**row, gpus="-", included=False, reason=reason))
+            rows.append(NodeRow(**row, gpus=gpus, included=False, reason=reason))
             continue
         why = _exclusion(node, gpu_tol)
         variant = variant_for_driver(node.gpu.driver_major, variants)

@@ -131,6 +131,7 @@ def test_unhealthy_gpus_are_reported_as_such() -> None:
     plan = build_profiles(CFG, parse_nodes(SCENARIOS["sharing"]), GIVEN_REFS)
     rows = {r.name: r for r in plan.nodes}
     assert rows["sick-all"].reason == "2 of 2 GPUs unhealthy (the device plugin reports none allocatable)"
+    assert rows["sick-all"].gpus == "2 GPU(s), none healthy", "listed in excluded_nodes (rows with GPUs)"
     assert rows["sick-one"].gpus.endswith("1 of 2 unhealthy") and rows["sick-one"].included
     l4 = next(p for p in plan.profiles if "l4" in p["slug"])
     assert list(l4["profile_options"]["gpus"]["choices"]) == ["1"], "only the healthy GPU is offered"
