@@ -31,6 +31,7 @@ from components.storage_spec import (
     verification_nodes,
 )
 from components.values import (
+    ADMIN_PASSWORD_KEY,
     OAUTH_SECRET_KEY,
     PULL_SECRET,
     SHARED_PASSWORD_KEY,
@@ -65,6 +66,8 @@ def auth_secret_data(cfg: StackConfig) -> dict[str, pulumi.Output[str]]:
         data[OAUTH_SECRET_KEY] = pulumi.Output.secret(cfg.auth.oidc.clientSecret.get_secret_value())
     if cfg.auth.sharedPassword is not None and cfg.auth.mode == "shared-password":
         data[SHARED_PASSWORD_KEY] = pulumi.Output.secret(cfg.auth.sharedPassword.get_secret_value())
+    if cfg.auth.adminPassword is not None and cfg.auth.mode in ("native", "shared-password"):
+        data[ADMIN_PASSWORD_KEY] = pulumi.Output.secret(cfg.auth.adminPassword.get_secret_value())
     return data
 
 

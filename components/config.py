@@ -171,20 +171,51 @@ class AuthConfig(_Model):
     sharedPassword: SecretStr | None = Field(
         None, description="The shared password (secret); required when mode is shared-password."
     )
-    allowedUsers: list[str] = Field([], description="User names allowed to log in (besides groups).")
+    allowedUsers: list[str] = Field(
+        [],
+        description="User names allowed to log in (besides groups). native: empty means any account an admin "
+        "approved; shared-password: required.",
+    )
     adminUsers: list[str] = Field([], description="User names that are hub admins.")
+    adminPassword: SecretStr | None = Field(
+        None,
+        description="Password of the adminUsers (secret): required by native (at least 12 characters; admin names "
+        "cannot be claimed by a sign-up) and by shared-password with adminUsers (at least 32, unlike the shared one).",
+    )
 
     @model_validator(mode="after")
     def _mode(self) -> AuthConfig:
+        set_admin = "set one with: openssl rand -base64 33 | pulumi config set --secret --path auth.adminPassword"
         if self.mode == "oidc" and self.oidc is None:
             raise ValueError("mode oidc needs auth.oidc (issuer, clientId, clientSecret)")
-        if self.mode == "shared-password" and self.sharedPassword is None:
-            raise ValueError("mode shared-password needs auth.sharedPassword (a secret)")
-        if self.mode == "shared-password" and not self.allowedUsers:
-            raise ValueError("mode shared-password needs auth.allowedUsers (who may log in)")
-        if self.mode == "native" and not self.adminUsers:
-            raise ValueError("mode native needs auth.adminUsers (who approves sign-ups)")
+        if self.mode == "shared-password":
+            if self.sharedPassword is None:
+                raise ValueError("mode shared-password needs auth.sharedPassword (a secret)")
+            if not self.allowedUsers:
+                raise ValueError("mode shared-password needs auth.allowedUsers (who may log in)")
+            if _too_short(self.sharedPassword, 8):
+                raise ValueError("auth.sharedPassword must be at least 8 characters (the hub refuses to start)")
+            if self.adminUsers and self.adminPassword is None:
+                raise ValueError(f"mode shared-password with auth.adminUsers needs auth.adminPassword; {set_admin}")
+            if self.adminPassword is not None and _too_short(self.adminPassword, 32):
+                raise ValueError("auth.adminPassword must be at least 32 characters in mode shared-password")
+            shared = self.sharedPassword.get_secret_value()
+            if self.adminPassword is not None and self.adminPassword.get_secret_value() == shared != SECRET_PLACEHOLDER:
+                raise ValueError("auth.adminPassword must differ from auth.sharedPassword")
+        if self.mode == "native":
+            if not self.adminUsers:
+                raise ValueError("mode native needs auth.adminUsers (who approves sign-ups)")
+            if self.adminPassword is None:
+                raise ValueError(f"mode native needs auth.adminPassword (how the adminUsers log in); {set_admin}")
+            if _too_short(self.adminPassword, 12):
+                raise ValueError("auth.adminPassword must be at least 12 characters")
         return self
+
+
+def _too_short(secret: SecretStr, minimum: int) -> bool:
+    """A secret shorter than ``minimum`` (a plan's placeholder for an encrypted value is never judged)."""
+    value = secret.get_secret_value()
+    return value != SECRET_PLACEHOLDER and len(value) < minimum
 
 
 class CullingConfig(_Model):
@@ -488,9 +519,23 @@ def _format_error(err: dict[str, Any]) -> str:
         return f"{key}: required key is missing ({desc})" if desc else f"{key}: required key is missing"
     msg = err["msg"].removeprefix("Value error, ")
     got = err.get("input")
+    if _is_secret_field(loc):
+        return f"{key}: {msg} (the value is a secret and not shown)"
     if isinstance(got, str | int | float | bool) and not isinstance(got, SecretStr):
         return f"{key}: {msg} (got {got!r})"
     return f"{key}: {msg}"
+
+
+def _is_secret_field(loc: tuple[Any, ...]) -> bool:
+    """Whether an error's location is a secret field: its input must never reach a message."""
+    if not loc:
+        return False
+    owner = _model_at(loc)
+    field = owner.model_fields.get(str(loc[-1])) if owner is not None else None
+    if field is None:
+        return False
+    ann = field.annotation
+    return ann is SecretStr or SecretStr in (getattr(ann, "__args__", ()) or ())
 
 
 def parse_config(raw: Mapping[str, Any]) -> StackConfig:

@@ -148,13 +148,23 @@ def _class_key(gpu: GpuInfo) -> tuple[Any, ...]:
     return (gpu.product or "", gpu.memory_mib or 0, gpu.max_per_user, gpu.sharing, gpu.resource, gpu.mig_resources)
 
 
-def image_regex(registry: str) -> str:
-    """Free-form images must come from the configured registry (host, then a path, then tag or digest)."""
+def image_regex(registry: str, project: str) -> str:
+    """Free-form images must come from our Harbor project (host, project, a path, then tag or digest). The
+    end is ``(?![\\s\\S])``, not ``$``: KubeSpawner checks with ``re.match``, where ``$`` admits a trailing
+    newline; the hub-side guard (hub_guard.py) checks the final image again, whole."""
     component = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
     return (
-        rf"^{re.escape(registry)}/{component}(?:/{component})*"
-        r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$"
+        rf"^{literal(registry)}/{literal(project)}/{component}(?:/{component})*"
+        r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})(?![\s\S])"
     )
+
+
+def literal(text: str) -> str:
+    """``text`` as a regex literal that also works as a browser form pattern (which rejects needless
+    escapes such as ``\\-``): "." in a class; anything beyond host-name characters escaped."""
+    if re.fullmatch(r"[A-Za-z0-9.:-]+", text):
+        return text.replace(".", "[.]")
+    return re.escape(text)
 
 
 def _resources(r: Any) -> dict[str, Any]:
@@ -237,8 +247,10 @@ def _image_option(
             "enabled": True,
             "display_name": f"Other image from {cfg.registry.host}",
             "display_name_in_choices": f"Other image from {cfg.registry.host}...",
-            "validation_regex": image_regex(cfg.registry.host),
-            "validation_message": f"Only images from {cfg.registry.host}/<project>/<name>:<tag> or @sha256:<digest>",
+            "validation_regex": image_regex(cfg.registry.host, cfg.registry.project),
+            "validation_message": (
+                f"Only images from {cfg.registry.host}/{cfg.registry.project}/<name>:<tag> or @sha256:<digest>"
+            ),
             "kubespawner_override": {"image": "{value}"},
         },
     }

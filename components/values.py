@@ -6,6 +6,7 @@ the cluster, so secrets reach the hub as ``secretKeyRef`` to Kubernetes Secrets 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from components.storage_spec import SERVER_CONFIG_PATH, server_config, singleuse
 AUTH_SECRET = "gpu-jupyterhub-auth"
 OAUTH_SECRET_KEY = "oauth-client-secret"
 SHARED_PASSWORD_KEY = "shared-password"
+ADMIN_PASSWORD_KEY = "admin-password"
+GUARD_SOURCE = Path(__file__).with_name("hub_guard.py")
 PULL_SECRET = "harbor-pull"
 LIVE_PROFILES_SOURCE = Path(__file__).with_name("live_profiles.py")
 # Where the hub and proxy run: nodes an admin marked for them (z2jh's convention) first, then any node without
@@ -79,23 +82,63 @@ def auth_values(cfg: StackConfig) -> tuple[dict[str, Any], dict[str, Any], str |
             None,
         )
     if auth.mode == "native":
+        # Sign-up needs an admin's approval; with no allowedUsers, any approved account may log in (JupyterHub 5
+        # admits nobody by default). The guard (hub_guard.py) keeps the admin names from being claimed.
+        native = {**common, "open_signup": False, "minimum_password_length": 10, "allow_all": not auth.allowedUsers}
+        snippet = (
+            "from nativeauthenticator import NativeAuthenticator\n"
+            "c.JupyterHub.authenticator_class = make_guarded_native_authenticator(NativeAuthenticator)\n"
+        )
         return (
-            {
-                "JupyterHub": {"authenticator_class": "nativeauthenticator.NativeAuthenticator"},
-                "NativeAuthenticator": {**common, "open_signup": False, "minimum_password_length": 10},
-            },
-            {},
-            None,
+            {"NativeAuthenticator": native},
+            {"GPU_JUPYTERHUB_ADMIN_PASSWORD": _secret_env(ADMIN_PASSWORD_KEY)},
+            snippet,
         )
     snippet = "import os\nc.SharedPasswordAuthenticator.user_password = os.environ['GPU_JUPYTERHUB_SHARED_PASSWORD']\n"
+    env = {"GPU_JUPYTERHUB_SHARED_PASSWORD": _secret_env(SHARED_PASSWORD_KEY)}
+    if auth.adminUsers:
+        snippet += "c.SharedPasswordAuthenticator.admin_password = os.environ['GPU_JUPYTERHUB_ADMIN_PASSWORD']\n"
+        env["GPU_JUPYTERHUB_ADMIN_PASSWORD"] = _secret_env(ADMIN_PASSWORD_KEY)
     return (
         {
             "JupyterHub": {"authenticator_class": "shared-password"},
             "SharedPasswordAuthenticator": common,
         },
-        {"GPU_JUPYTERHUB_SHARED_PASSWORD": _secret_env(SHARED_PASSWORD_KEY)},
+        env,
         snippet,
     )
+
+
+def image_guard_pattern(registry: str, project: str) -> str:
+    """What a free-form image must be, matched whole: ``<registry>/<project>/<name>[/<name>]`` with a tag
+    or a digest (only our Harbor project, never Docker Hub or another project)."""
+    component = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+    return (
+        rf"{re.escape(registry)}/{re.escape(project)}/{component}(?:/{component})*"
+        r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})"
+    )
+
+
+def guard_config(cfg: StackConfig, plan: ProfilePlan, refs: dict[str, str]) -> str:
+    """hub.extraConfig text: the guards of hub_guard.py, the spawner class with the image rule."""
+    pinned = sorted(set(refs.values()) | _profile_images(plan.profiles))
+    pattern = image_guard_pattern(cfg.registry.host, cfg.registry.project)
+    where = f"{cfg.registry.host}/{cfg.registry.project}/<name>:<tag> or @sha256:<digest>"
+    return (
+        f"{GUARD_SOURCE.read_text()}\n\n"
+        "from kubespawner import KubeSpawner\n"
+        f"c.JupyterHub.spawner_class = make_guarded_spawner(KubeSpawner, {tuple(pinned)!r}, {pattern!r}, {where!r})\n"
+    )
+
+
+def _profile_images(profiles: list[dict[str, Any]]) -> set[str]:
+    found: set[str] = set()
+    for p in profiles:
+        overrides = [p.get("kubespawner_override", {})]
+        for option in p.get("profile_options", {}).values():
+            overrides += [c.get("kubespawner_override", {}) for c in option.get("choices", {}).values()]
+        found |= {ov["image"] for ov in overrides if isinstance(ov.get("image"), str)}
+    return found
 
 
 def live_profiles_config(cfg: StackConfig) -> str | None:
@@ -128,7 +171,7 @@ def build_values(cfg: StackConfig, inventory: Inventory, refs: dict[str, str]) -
 
 def values_from_plan(cfg: StackConfig, plan: ProfilePlan, refs: dict[str, str]) -> dict[str, Any]:
     hub_config, hub_env, auth_snippet = auth_values(cfg)
-    extra_config: dict[str, str] = {}
+    extra_config: dict[str, str] = {"05-guards": guard_config(cfg, plan, refs)}
     if auth_snippet:
         extra_config["10-auth"] = auth_snippet
     live = live_profiles_config(cfg)

@@ -80,10 +80,12 @@ def configure(spawner: Any, values: dict[str, Any]) -> None:
     spawner.profile_list = su["profileList"]
 
 
-def make_spawner(values: dict[str, Any], username: str = "alice") -> Any:
+def make_spawner(values: dict[str, Any], username: str = "alice", spawner_class: Any = None) -> Any:
     _ensure_kubeconfig()
     from jupyterhub.objects import Hub, Server
     from kubespawner import KubeSpawner
+
+    KubeSpawner = spawner_class or KubeSpawner  # the class the hub is configured with
 
     user = mock.Mock()
     user.name = username

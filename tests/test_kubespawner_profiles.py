@@ -145,10 +145,12 @@ def test_choices_do_not_leak_into_the_next_spawn() -> None:
 
 def test_free_form_image_only_from_the_registry() -> None:
     values = values_for("mixed")
-    ok = "harbor.lab.example/team/custom-notebook:2024.11"
+    ok = "harbor.lab.example/jupyter/team/custom-notebook:2024.11"
     [pod] = pods(values, [{"profile": "cpu", "image--unlisted-choice": ok}])
     assert pod["spec"]["containers"][0]["image"] == ok
     for bad in (
+        "harbor.lab.example/team/custom-notebook:2024.11",  # another Harbor project
+        ok + "\n",  # re.match with $ would take it
         "docker.io/library/python:3.12",
         "harbor.lab.example.evil.com/x/y:1",
         "harbor.lab.example/../x:1",

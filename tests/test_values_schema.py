@@ -54,7 +54,7 @@ def test_values_validate_for_every_fixture(scenario: str) -> None:
 @pytest.mark.parametrize(
     "patch",
     [
-        {"auth": {"mode": "native", "adminUsers": ["ann"]}},
+        {"auth": {"mode": "native", "adminUsers": ["ann"], "adminPassword": "correct-horse-battery"}},
         {"auth": {"mode": "shared-password", "sharedPassword": "x" * 12, "allowedUsers": ["ann"]}},
         {"hub": {"host": "jh.lab.example", "tls": {"secretName": "jh-tls"}, "ingressClassName": "traefik"}},
         {"network": {"userEgressCidrs": ["10.20.0.0/16"]}, "culling": {"enabled": False}},

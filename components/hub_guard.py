@@ -1,0 +1,80 @@
+"""Hub-side guards (run inside the hub, passed as ``hub.extraConfig`` text, like live_profiles.py).
+
+The image guard: KubeSpawner 7.0.0 validates profile options only when ``user_options`` names a profile,
+yet applies the default profile's overrides (its free-form image included) when it names none, and checks a
+free-form value with ``re.match`` (a trailing newline passes). ``GuardedKubeSpawner`` closes both: a request
+without a profile is validated as the default profile, and after the overrides are applied the pod's image
+must be one the deploy pinned or ``<registry>/<project>/<name>`` with a tag or digest, matched whole.
+
+The native-login guard: NativeAuthenticator pre-approves any sign-up whose name is in ``admin_users`` or
+``allowed_users``, so a stranger could claim the admin name. ``GuardedNativeAuthenticator`` refuses sign-ups
+under admin names (admins log in with the password the deploy generated, a Pulumi secret in the hub's
+environment) and never pre-approves anyone: an admin approves every other account.
+
+Self-contained on purpose: the file's text is what the hub executes (standard library, KubeSpawner and,
+for native login, NativeAuthenticator, all in the chart's hub image).
+"""
+
+import hmac
+import os
+import re
+
+
+def image_allowed(image, pinned, pattern):
+    """True for an image the deploy pinned, or one the registry pattern matches as a whole."""
+    return isinstance(image, str) and (image in pinned or re.fullmatch(pattern, image) is not None)
+
+
+def make_guarded_spawner(base, pinned, pattern, registry_text):
+    """A KubeSpawner subclass that enforces the image rule on every spawn, whatever the request holds."""
+
+    class GuardedKubeSpawner(base):
+        def _validate_user_options(self, profile_list):
+            if profile_list and not (self.user_options or {}).get("profile"):
+                # no profile named: the default profile's rules (its options' validation included) apply
+                default = self._get_profile(None, profile_list)
+                self.user_options = {**(self.user_options or {}), "profile": default["slug"]}
+            return super()._validate_user_options(profile_list)
+
+        async def load_user_options(self):
+            await super().load_user_options()
+            if not image_allowed(self.image, pinned, pattern):
+                raise ValueError(f"image {self.image!r} is not allowed: only images from {registry_text}")
+
+    return GuardedKubeSpawner
+
+
+def make_guarded_native_authenticator(base, password_env="GPU_JUPYTERHUB_ADMIN_PASSWORD"):
+    """A NativeAuthenticator subclass: admin names log in only with the deploy's password, and no sign-up
+    is ever pre-approved."""
+
+    class GuardedNativeAuthenticator(base):
+        def _is_admin_name(self, username):
+            return self.normalize_username(username or "") in set(self.admin_users)
+
+        async def authenticate(self, handler, data):
+            name = self.normalize_username((data or {}).get("username") or "")
+            if self._is_admin_name(name):
+                expected = os.environ.get(password_env, "")
+                given = (data or {}).get("password") or ""
+                if expected and hmac.compare_digest(given.encode(), expected.encode()):
+                    return {"name": name, "admin": True}
+                return None
+            return await super().authenticate(handler, data)
+
+        def get_authed_users(self):
+            # upstream adds allowed_users and admin_users here, which pre-approves a sign-up under those names
+            return {info.username for info in self._all_user_infos() if info.is_authorized}
+
+        def _all_user_infos(self):
+            from nativeauthenticator.orm import UserInfo
+
+            return UserInfo.all_users(self.db)
+
+        def create_user(self, username, password, **kwargs):
+            if self._is_admin_name(username):
+                self.log.warning("refused a sign-up under the admin name %r", username)
+                return None
+            return super().create_user(username, password, **kwargs)
+
+    return GuardedNativeAuthenticator
