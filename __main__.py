@@ -35,6 +35,7 @@ from components.values import (
     OAUTH_SECRET_KEY,
     PULL_SECRET,
     SHARED_PASSWORD_KEY,
+    pod_security_labels,
     values_from_plan,
     values_size_warning,
 )
@@ -90,7 +91,10 @@ def main() -> None:
     # Retained: deleting the namespace would delete the notebooks claim with it.
     namespace = k8s.core.v1.Namespace(
         "namespace",
-        metadata={"name": cfg.namespace, "labels": {"app.kubernetes.io/part-of": "gpu-jupyterhub"}},
+        metadata={
+            "name": cfg.namespace,
+            "labels": {"app.kubernetes.io/part-of": "gpu-jupyterhub", **pod_security_labels(cfg)},
+        },
         opts=pulumi.ResourceOptions(provider=provider, retain_on_delete=True),
     )
     ns_name = namespace.metadata.name

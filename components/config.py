@@ -130,6 +130,13 @@ class HubConfig(_Model):
     ingressClassName: str | None = Field(None, description="Ingress class; cluster default when unset.")
     tls: TlsConfig = Field(description="TLS for the ingress: an existing secret or a cert-manager issuer.")
     allowNamedServers: bool = Field(True, description="Let users run several servers (one per profile).")
+    namedServerLimitPerUser: int = Field(
+        2,
+        ge=1,
+        le=100,
+        description="Named servers a user may have besides the default one (each may hold GPUs; JupyterHub's "
+        "0, unlimited, is not allowed).",
+    )
     concurrentSpawnLimit: int = Field(20, ge=1, description="Spawns in flight at once across the hub.")
 
     @field_validator("host")

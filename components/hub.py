@@ -53,7 +53,9 @@ class JupyterHub(pulumi.ComponentResource):
             role = k8s.rbac.v1.ClusterRole(
                 f"{name}-gpu-availability",
                 metadata={"name": args.cluster_role_name, "labels": {"app.kubernetes.io/part-of": "gpu-jupyterhub"}},
-                rules=[{"apiGroups": [""], "resources": ["nodes", "pods"], "verbs": ["get", "list", "watch"]}],
+                # Least privilege: the spawn-time availability (live_profiles.py) only lists nodes and pods;
+                # no get (single objects), no watch, nothing it could change.
+                rules=[{"apiGroups": [""], "resources": ["nodes", "pods"], "verbs": ["list"]}],
                 opts=child,
             )
             binding = k8s.rbac.v1.ClusterRoleBinding(

@@ -129,6 +129,7 @@ def daemonset_manifest(
         hold["command"] = HOLD_COMMAND
     pod_spec: dict[str, Any] = {
         "automountServiceAccountToken": False,
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": 5,
         "initContainers": init_containers,

@@ -401,6 +401,11 @@ def build_profiles(cfg: StackConfig, inventory: Inventory, refs: dict[str, str])
         cpu_profile["profile_options"]["sharedCode"] = shared
     elif cfg.storage.sharedCode is not None:
         notes.append("storage.sharedCode is set but no Ready, schedulable control-plane node exists: not offered")
+    if cfg.storage.sharedCode is not None:
+        notes.append(
+            "storage.sharedCode mounts a hostPath, which Pod Security forbids at every level but privileged: the "
+            "namespace enforces none (it still warns and audits at restricted)"
+        )
     agent: dict[str, Any] = {
         "display_name": "Agent Development",
         "slug": "agent-dev",

@@ -184,7 +184,15 @@ def verification_jobs(
             "restartPolicy": "Never",
             "nodeSelector": {"kubernetes.io/hostname": node},
             "tolerations": tolerations,
-            "securityContext": {"runAsUser": 1000, "runAsGroup": 100, "fsGroup": 100, "runAsNonRoot": True},
+            "securityContext": {
+                "runAsUser": 1000,
+                "runAsGroup": 100,
+                "fsGroup": 100,
+                "runAsNonRoot": True,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            # the check reads and writes files; it has no business with the API server
+            "automountServiceAccountToken": False,
             "containers": [
                 {
                     "name": "check",

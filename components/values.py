@@ -171,6 +171,19 @@ def build_values(cfg: StackConfig, inventory: Inventory, refs: dict[str, str]) -
 
 def values_from_plan(cfg: StackConfig, plan: ProfilePlan, refs: dict[str, str]) -> dict[str, Any]:
     hub_config, hub_env, auth_snippet = auth_values(cfg)
+    # User pods meet Pod Security "restricted": non-root, no capabilities, the runtime's seccomp profile
+    # (KubeSpawner merges these with uid, fsGroup and allowPrivilegeEscalation from singleuser.*).
+    hub_config = {
+        **hub_config,
+        "KubeSpawner": {
+            "container_security_context": {
+                "runAsNonRoot": True,
+                "capabilities": {"drop": ["ALL"]},
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "pod_security_context": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        },
+    }
     extra_config: dict[str, str] = {"05-guards": guard_config(cfg, plan, refs)}
     if auth_snippet:
         extra_config["10-auth"] = auth_snippet
@@ -200,6 +213,7 @@ def values_from_plan(cfg: StackConfig, plan: ProfilePlan, refs: dict[str, str]) 
             "extraConfig": extra_config,
             "extraPodSpec": {"affinity": CORE_POD_AFFINITY},
             "allowNamedServers": cfg.hub.allowNamedServers,
+            "namedServerLimitPerUser": cfg.hub.namedServerLimitPerUser,
             "concurrentSpawnLimit": cfg.hub.concurrentSpawnLimit,
             "networkPolicy": {
                 "enabled": True,
@@ -274,3 +288,15 @@ def values_size_warning(values: dict[str, Any]) -> str | None:
         f"Secret, which Kubernetes limits to {SECRET_LIMIT_BYTES // 1024} KiB: beyond that `pulumi up` fails. "
         "Fewer GPU classes or nodes, or a shorter hub.extraConfig, bring them down"
     )
+
+
+def pod_security_labels(cfg: StackConfig) -> dict[str, str]:
+    """Pod Security Admission labels of the namespace: enforce "restricted" (every pod the program and the
+    chart create meets it), unless storage.sharedCode mounts a hostPath, which every level but
+    "privileged" forbids; warn and audit at "restricted" always, so a violation is visible either way."""
+    enforce = "privileged" if cfg.storage.sharedCode is not None else "restricted"
+    labels = {}
+    for mode, level in (("enforce", enforce), ("warn", "restricted"), ("audit", "restricted")):
+        labels[f"pod-security.kubernetes.io/{mode}"] = level
+        labels[f"pod-security.kubernetes.io/{mode}-version"] = "latest"
+    return labels

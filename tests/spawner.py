@@ -78,6 +78,9 @@ def configure(spawner: Any, values: dict[str, Any]) -> None:
     spawner.volumes = volumes
     spawner.volume_mounts = mounts
     spawner.profile_list = su["profileList"]
+    # hub.config passes traitlets straight to the classes (the chart's jupyterhub_config.py does the same)
+    for trait, value in (values["hub"].get("config") or {}).get("KubeSpawner", {}).items():
+        setattr(spawner, trait, copy.deepcopy(value))
 
 
 def make_spawner(values: dict[str, Any], username: str = "alice", spawner_class: Any = None) -> Any:
