@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal
@@ -105,6 +106,13 @@ class ChartConfig(_Model):
         if self.path and self.oci:
             raise ValueError("set at most one of path (a chart on disk) or oci (an OCI reference)")
         return self
+
+    @field_validator("repository")
+    @classmethod
+    def _repository(cls, v: str) -> str:
+        if not v.startswith("https://"):
+            raise ValueError("an https:// chart repository URL (a chart over http can be swapped on the way)")
+        return v
 
     @field_validator("oci")
     @classmethod
@@ -255,6 +263,21 @@ class NetworkConfig(_Model):
         return v
 
 
+MAX_CORES = 4096
+MAX_MEMORY_BYTES = 64 * 1024**4
+
+
+def _bytes(quantity: str) -> float:
+    """A memory quantity in bytes, for comparisons (KubeSpawner's K/M/G/T are 1024-based; so here)."""
+    m = re.fullmatch(r"([0-9.]+)([KMGTPE]i?|[kmgt]?)", quantity)
+    if not m:
+        return math.inf
+    units = {"": 1, "k": 1e3, "m": 1e-3, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4, "P": 1024**5}
+    unit = m.group(2)
+    factor = units.get(unit.rstrip("i"), 1024**6) if unit.endswith("i") else units.get(unit, 1024**6)
+    return float(m.group(1)) * factor
+
+
 class Resources(_Model):
     cpuGuarantee: float = Field(description="CPU cores reserved for the server.")
     cpuLimit: float = Field(description="CPU cores the server may use at most.")
@@ -263,8 +286,17 @@ class Resources(_Model):
 
     @model_validator(mode="after")
     def _order(self) -> Resources:
+        if not (math.isfinite(self.cpuGuarantee) and math.isfinite(self.cpuLimit)):
+            raise ValueError("cpuGuarantee and cpuLimit must be finite numbers of cores")
         if self.cpuGuarantee <= 0 or self.cpuLimit < self.cpuGuarantee:
             raise ValueError("need 0 < cpuGuarantee <= cpuLimit")
+        if self.cpuLimit > MAX_CORES:
+            raise ValueError(f"cpuLimit above {MAX_CORES} cores is no machine's")
+        guarantee, limit = _bytes(self.memGuarantee), _bytes(self.memLimit)
+        if guarantee > limit:
+            raise ValueError(f"memGuarantee ({self.memGuarantee}) is above memLimit ({self.memLimit})")
+        if limit > MAX_MEMORY_BYTES:
+            raise ValueError("memLimit above 64Ti is no machine's")
         return self
 
 
@@ -375,6 +407,9 @@ class RegistryConfig(_Model):
     def _host(cls, v: str) -> str:
         if not _REGISTRY_HOST.match(v):
             raise ValueError("a registry host[:port] without scheme or path, e.g. harbor.lab.example")
+        if "." not in v and ":" not in v and v != "localhost":
+            # Docker reads "harbor/x" as Docker Hub's user "harbor": the image rule would then admit Docker Hub
+            raise ValueError("a registry host needs a dot or a port (harbor.lab.example, harbor:443)")
         return v
 
 
@@ -414,6 +449,16 @@ class ImagesConfig(_Model):
 class SharedCodeConfig(_Model):
     hostPath: AbsPath = Field(description="Directory on the control-plane node, mounted read-only.")
     mountPath: AbsPath = Field("/home/jovyan/shared-code", description="Where user pods see it.")
+
+    @field_validator("hostPath", "mountPath")
+    @classmethod
+    def _plain_path(cls, v: str) -> str:
+        if v.rstrip("/") == "":
+            raise ValueError("not / itself: that would show the node's whole file system")
+        if not re.fullmatch(r"[A-Za-z0-9._/@+-]+", v):
+            # braces break KubeSpawner's name expansion; anything else has no place in a path shown in a form
+            raise ValueError("letters, digits and . _ - + @ / only")
+        return v
 
 
 class StorageConfig(_Model):

@@ -31,9 +31,11 @@ class PlanError(Exception):
 
 def load_inputs(stack_file: Path, nodes_file: Path | None) -> tuple[StackConfig, Inventory]:
     try:
-        data = yaml.safe_load(stack_file.read_text())
+        data = yaml.load(stack_file.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # a SafeLoader
     except OSError as e:
         raise PlanError(f"cannot read stack file {stack_file}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise PlanError(f"stack file {stack_file} is not UTF-8 text (byte {e.start})") from None
     except yaml.YAMLError as e:
         raise PlanError(f"stack file {stack_file} is not valid YAML: {e}") from None
     try:
@@ -52,6 +54,25 @@ def load_inputs(stack_file: Path, nodes_file: Path | None) -> tuple[StackConfig,
     except InventoryError as e:
         raise PlanError(str(e)) from None
     return cfg, inventory
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML where a key given twice is an error (PyYAML would silently keep the last one)."""
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} appears twice (line {key_node.start_mark.line + 1})", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
 
 
 class _ValuesDumper(yaml.SafeDumper):

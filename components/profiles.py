@@ -18,6 +18,7 @@ only through the device plugin's resources; CPU pods get ``NVIDIA_VISIBLE_DEVICE
 
 from __future__ import annotations
 
+import html
 import re
 from collections import defaultdict
 from typing import Any
@@ -715,7 +716,8 @@ def _shared_code_option(cfg: StackConfig, inventory: Inventory) -> dict[str, Any
                 },
             },
             "on": {
-                "display_name": f"With {shared.hostPath} read-only (runs on {host.name})",
+                # KubeSpawner's form does not escape display names
+                "display_name": f"With {html.escape(shared.hostPath)} read-only (runs on {html.escape(host.name)})",
                 "kubespawner_override": {
                     "volumes": {"shared-code": volume},
                     "volume_mounts": {"shared-code": mount},

@@ -215,6 +215,9 @@ def values_from_plan(cfg: StackConfig, plan: ProfilePlan, refs: dict[str, str]) 
             "allowNamedServers": cfg.hub.allowNamedServers,
             "namedServerLimitPerUser": cfg.hub.namedServerLimitPerUser,
             "concurrentSpawnLimit": cfg.hub.concurrentSpawnLimit,
+            # The hub database (native accounts, server state) outlives `pulumi destroy` and a release
+            # deletion: Helm leaves a resource with this policy in place.
+            "db": {"pvc": {"annotations": {"helm.sh/resource-policy": "keep"}}},
             "networkPolicy": {
                 "enabled": True,
                 "egressAllowRules": {"privateIPs": cfg.network.hubPrivateEgress},

@@ -4,6 +4,7 @@
 #   GPU_JUPYTERHUB_REGISTRY_PASSWORD     Harbor robot account token            (always)
 #   GPU_JUPYTERHUB_OIDC_CLIENT_SECRET    OAuth client secret     (auth.mode oidc)
 #   GPU_JUPYTERHUB_SHARED_PASSWORD       the shared password     (auth.mode shared-password)
+#   GPU_JUPYTERHUB_ADMIN_PASSWORD        the adminUsers' password (auth.mode native; shared-password with admins)
 #   PULUMI_CONFIG_PASSPHRASE             protects the secrets in the local state
 # Usage: scripts/deploy.sh [stack]      (any extra `pulumi up` flags via PULUMI_UP_FLAGS)
 set -euo pipefail
@@ -24,12 +25,17 @@ mkdir -p .pulumi-state
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
 .venv/bin/pip install -q -r requirements.txt
 pulumi stack select "$stack" --create --secrets-provider passphrase
-pulumi config set --path --secret 'gpu-jupyterhub:registry.password' "$GPU_JUPYTERHUB_REGISTRY_PASSWORD"
+# Secrets go through stdin (printf is a shell builtin): an argument would show in `ps` to every local user.
+set_secret() { printf '%s' "$2" | pulumi config set --path --secret "$1"; }
+set_secret 'gpu-jupyterhub:registry.password' "$GPU_JUPYTERHUB_REGISTRY_PASSWORD"
 if [[ -n "${GPU_JUPYTERHUB_OIDC_CLIENT_SECRET:-}" ]]; then
-  pulumi config set --path --secret 'gpu-jupyterhub:auth.oidc.clientSecret' "$GPU_JUPYTERHUB_OIDC_CLIENT_SECRET"
+  set_secret 'gpu-jupyterhub:auth.oidc.clientSecret' "$GPU_JUPYTERHUB_OIDC_CLIENT_SECRET"
 fi
 if [[ -n "${GPU_JUPYTERHUB_SHARED_PASSWORD:-}" ]]; then
-  pulumi config set --path --secret 'gpu-jupyterhub:auth.sharedPassword' "$GPU_JUPYTERHUB_SHARED_PASSWORD"
+  set_secret 'gpu-jupyterhub:auth.sharedPassword' "$GPU_JUPYTERHUB_SHARED_PASSWORD"
+fi
+if [[ -n "${GPU_JUPYTERHUB_ADMIN_PASSWORD:-}" ]]; then
+  set_secret 'gpu-jupyterhub:auth.adminPassword' "$GPU_JUPYTERHUB_ADMIN_PASSWORD"
 fi
 # shellcheck disable=SC2086 # flags are words on purpose
 pulumi up ${PULUMI_UP_FLAGS:-}
