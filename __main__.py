@@ -36,6 +36,7 @@ from components.values import (
     PULL_SECRET,
     SHARED_PASSWORD_KEY,
     pod_security_labels,
+    registry_notes,
     values_from_plan,
     values_size_warning,
 )
@@ -99,27 +100,34 @@ def main() -> None:
     )
     ns_name = namespace.metadata.name
     after_ns = pulumi.ResourceOptions(providers=[provider], depends_on=[namespace])
-    registry_password = pulumi.Output.secret(cfg.registry.password.get_secret_value())
-
-    pull_secret = RegistryPullSecret(
-        "harbor-pull",
-        RegistryPullSecretArgs(
-            registry=cfg.registry.host,
-            username=cfg.registry.username,
-            password=registry_password,
-            namespace=ns_name,
-            provider=provider,
-            secret_name=PULL_SECRET,
-        ),
-        opts=after_ns,
-    )
+    push_password = pulumi.Output.secret(cfg.registry.password.get_secret_value() if cfg.registry.password else "")
+    for note in registry_notes(cfg):
+        pulumi.log.warn(note)
+    pull = cfg.registry.pull_credentials()
+    pull_secret_name = PULL_SECRET if pull else None
+    depends_pull: list[pulumi.Resource] = [namespace]
+    if pull is not None:
+        depends_pull.append(
+            RegistryPullSecret(
+                "harbor-pull",
+                RegistryPullSecretArgs(
+                    registry=cfg.registry.host,
+                    username=pull[0],
+                    password=pulumi.Output.secret(pull[1].get_secret_value()),
+                    namespace=ns_name,
+                    provider=provider,
+                    secret_name=PULL_SECRET,
+                ),
+                opts=after_ns,
+            )
+        )
     images = ImageBuilds(
         "images",
         ImageBuildsArgs(
             registry=cfg.registry.host,
             project=cfg.registry.project,
-            username=cfg.registry.username,
-            password=registry_password,
+            username=cfg.registry.username or "",
+            password=push_password,
             build=cfg.images.build,
             given_refs=dict(cfg.images.refs),
             base_image=cfg.images.baseImage,
@@ -138,11 +146,11 @@ def main() -> None:
             gpu_images=images.gpu_images,
             namespace=cfg.namespace,
             provider=provider,
-            pull_secret=PULL_SECRET,
+            pull_secret=pull_secret_name,
             gpu_tolerations=gpu_tolerations,
             user_tolerations=user_tolerations,
         ),
-        opts=pulumi.ResourceOptions(providers=[provider], depends_on=[namespace, pull_secret]),
+        opts=pulumi.ResourceOptions(providers=[provider], depends_on=depends_pull),
     )
 
     writers: list[dict] = []
@@ -154,7 +162,7 @@ def main() -> None:
             run_id=secrets.token_hex(4),
             image=images.ref_outputs["jupyter-ml-cpu"],
             tolerations=user_tolerations + gpu_tolerations,
-            pull_secret=PULL_SECRET,
+            pull_secret=pull_secret_name,
         )
     storage = NotebookStorage(
         "notebooks",
@@ -182,7 +190,7 @@ def main() -> None:
             live_profiles_rbac=cfg.profiles.liveAvailability,
             cluster_role_name=f"gpu-jupyterhub-{cfg.namespace}-gpu-availability",
         ),
-        opts=pulumi.ResourceOptions(providers=[provider], depends_on=[namespace, storage, pull_secret]),
+        opts=pulumi.ResourceOptions(providers=[provider], depends_on=[*depends_pull, storage]),
     )
 
     # Names and nodes do not depend on image digests: known in a preview too, unlike the values.

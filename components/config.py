@@ -399,8 +399,39 @@ class NodesConfig(_Model):
 class RegistryConfig(_Model):
     host: str = Field(description="Harbor registry host[:port], for example harbor.lab.example.")
     project: DnsLabel = Field("jupyter", description="Harbor project that holds the images.")
-    username: str = Field(description="Harbor robot account name, e.g. robot$jupyter+builder.")
-    password: SecretStr = Field(description="Harbor robot account token (secret).")
+    username: str | None = Field(
+        None, description="Harbor robot account that pushes the images (e.g. robot$jupyter+builder); needed to build."
+    )
+    password: SecretStr | None = Field(None, description="Token of that push robot account (secret); needed to build.")
+    pullUsername: str | None = Field(
+        None,
+        description="Pull-only robot account for the cluster (e.g. robot$jupyter+puller); without it, pods pull "
+        "with the push account (a warning).",
+    )
+    pullPassword: SecretStr | None = Field(None, description="Token of the pull-only robot account (secret).")
+
+    @model_validator(mode="after")
+    def _pairs(self) -> RegistryConfig:
+        pairs = (("username", "password"), ("pullUsername", "pullPassword"))
+        for user_key, secret_key in pairs:
+            user, secret = getattr(self, user_key), getattr(self, secret_key)
+            if user is not None and secret is None:
+                key = f"{NAMESPACE}:registry.{secret_key}"
+                raise ValueError(
+                    f"{key} is missing (it goes with registry.{user_key}); "
+                    f"set it with: pulumi config set --secret --path '{key}' <value>"
+                )
+            if secret is not None and user is None:
+                raise ValueError(f"{NAMESPACE}:registry.{user_key} is missing (it goes with registry.{secret_key})")
+        return self
+
+    def pull_credentials(self) -> tuple[str, SecretStr] | None:
+        """What user pods and the pre-pullers pull with: the pull-only account, else the push account."""
+        if self.pullUsername and self.pullPassword:
+            return self.pullUsername, self.pullPassword
+        if self.username and self.password:
+            return self.username, self.password
+        return None
 
     @field_validator("host")
     @classmethod
@@ -521,6 +552,11 @@ class StackConfig(_Model):
 
     @model_validator(mode="after")
     def _images(self) -> StackConfig:
+        if self.images.build and self.registry.password is None:
+            raise ValueError(
+                "images.build is true, so registry.username and registry.password (the push robot account) are "
+                "needed; set the token with: pulumi config set --secret --path 'gpu-jupyterhub:registry.password'"
+            )
         if not self.images.build:
             missing = [s.name for s in image_specs(self.images.cuda12) if s.name not in self.images.refs]
             if missing:
@@ -645,6 +681,10 @@ def _submodel(ann: Any) -> type[BaseModel] | None:
     )
 
 
+# Optional secrets that a set key implies: registry.username needs registry.password, and so on.
+_SECRET_PARTNERS = {"password": "username", "pullPassword": "pullUsername", "adminPassword": "adminUsers"}
+
+
 def _fill_missing_secrets(raw: Any, model: type[BaseModel]) -> Any:
     """Placeholders for required secrets a stack file does not hold yet: the plan never needs their values
     (a deploy does, and reports each one missing by name)."""
@@ -655,6 +695,9 @@ def _fill_missing_secrets(raw: Any, model: type[BaseModel]) -> Any:
         ann = field.annotation
         if ann is SecretStr and field.is_required() and name not in out:
             out[name] = SECRET_PLACEHOLDER
+        partner = _SECRET_PARTNERS.get(name)
+        if partner and out.get(partner) and name not in out:
+            out[name] = SECRET_PLACEHOLDER  # an optional secret that goes with a key that is set
         sub = _submodel(ann)
         if sub is not None and isinstance(out.get(name), dict):
             out[name] = _fill_missing_secrets(out[name], sub)

@@ -22,7 +22,7 @@ from components.config import ConfigError, StackConfig, load_stack_file
 from components.inventory import InventoryError, from_file
 from components.nodes import Inventory
 from components.profiles import ANY_NODE, ProfilePlan, build_profiles
-from components.values import image_refs_for_plan, values_from_plan, values_size_warning
+from components.values import image_refs_for_plan, registry_notes, values_from_plan, values_size_warning
 
 
 class PlanError(Exception):
@@ -180,8 +180,9 @@ def render_table(cfg: StackConfig, plan: ProfilePlan, *, wide: bool = False) -> 
         gpu_profiles = "-" if r.gpus == "-" else ("yes" if r.included else "no")
         node_rows.append((r.name, role, r.gpus if wide else _fit(r.gpus, 44), gpu_profiles, r.reason))
     out += _columns(node_rows, None if wide else TABLE_WIDTH).split("\n")
-    if plan.notes:
-        out += ["", "Notes:", *(f"- {n}" for n in plan.notes)]
+    notes = plan.notes + registry_notes(cfg)
+    if notes:
+        out += ["", "Notes:", *(f"- {n}" for n in notes)]
     if cfg.images.build:
         out += ["", "Images are built by `pulumi up`; tags above are replaced by the pushed digests."]
     if not wide:

@@ -226,7 +226,7 @@ def values_from_plan(cfg: StackConfig, plan: ProfilePlan, refs: dict[str, str]) 
         "proxy": {"service": {"type": "ClusterIP"}, "chp": {"extraPodSpec": {"affinity": CORE_POD_AFFINITY}}},
         "ingress": ingress,
         "singleuser": {
-            "image": {"name": refs["jupyter-ml-cpu"], "tag": "", "pullSecrets": [PULL_SECRET]},
+            "image": {"name": refs["jupyter-ml-cpu"], "tag": "", "pullSecrets": pull_secrets(cfg)},
             "profileList": plan.profiles,
             "uid": 1000,
             "fsGid": 100,
@@ -291,6 +291,24 @@ def values_size_warning(values: dict[str, Any]) -> str | None:
         f"Secret, which Kubernetes limits to {SECRET_LIMIT_BYTES // 1024} KiB: beyond that `pulumi up` fails. "
         "Fewer GPU classes or nodes, or a shorter hub.extraConfig, bring them down"
     )
+
+
+def pull_secrets(cfg: StackConfig) -> list[str]:
+    """The imagePullSecrets of user pods, pre-pullers and checks: none without registry credentials
+    (a public Harbor project, or credentials the nodes' container runtime holds)."""
+    return [PULL_SECRET] if cfg.registry.pull_credentials() else []
+
+
+def registry_notes(cfg: StackConfig) -> list[str]:
+    """What the plan and `pulumi up` say about the credentials pods pull with."""
+    if cfg.registry.pullUsername:
+        return []
+    if cfg.registry.username:
+        return [
+            "registry.pullUsername/pullPassword are not set: user pods pull with the push robot account, whose "
+            "token then sits in the user namespace; create a pull-only robot account in Harbor"
+        ]
+    return ["no registry credentials: images must be pullable without them (a public project, or node credentials)"]
 
 
 def pod_security_labels(cfg: StackConfig) -> dict[str, str]:

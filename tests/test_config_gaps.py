@@ -122,9 +122,8 @@ def test_hub_database_claim_is_kept_and_servers_are_limited() -> None:
 
 
 def test_shared_code_path_is_escaped_in_the_form() -> None:
-    from components.profiles import build_profiles
-
     from components.config import SharedCodeConfig
+    from components.profiles import build_profiles
 
     cfg = parse_config(raw_with("storage.sharedCode", {"hostPath": "/srv/code"}))
     # the config refuses such a path; the form escapes it anyway (defence in depth): bypass the validation

@@ -215,3 +215,37 @@ def test_a_secret_not_set_yet_is_named_with_the_command_that_sets_it(base_config
     for key in ("gpu-jupyterhub:registry.password", "gpu-jupyterhub:auth.oidc.clientSecret"):
         assert f"pulumi config set --secret --path '{key}'" in str(err.value)
     assert [r.type for r in record.resources] == ["pulumi:pulumi:Stack"]
+
+
+def _pull_auth(r: Any) -> dict[str, str]:
+    doc = json.loads(r.by_name("harbor-pull-secret").inputs["stringData"][".dockerconfigjson"])
+    return doc["auths"]["harbor.lab.example"]
+
+
+def test_pods_pull_with_the_pull_only_account_when_one_is_given(base_config: dict[str, Any]) -> None:
+    cfg = copy.deepcopy(base_config)
+    cfg["registry"] = {**cfg["registry"], "pullUsername": "robot$jupyter+puller", "pullPassword": "pull-token-5e1"}
+    entry = _pull_auth(run(cfg))
+    assert entry["username"] == "robot$jupyter+puller" and entry["password"] == "pull-token-5e1"
+    assert SECRETS["registry"] not in json.dumps(entry), "the push token stays with the image builds"
+
+
+def test_without_a_pull_account_the_push_account_is_used_with_a_warning(base_config: dict[str, Any]) -> None:
+    r = run(copy.deepcopy(base_config))
+    assert _pull_auth(r)["password"] == SECRETS["registry"]
+    from components.config import parse_config
+    from components.values import registry_notes
+
+    [note] = registry_notes(parse_config(base_config))
+    assert "pull-only robot account" in note
+
+
+def test_prebuilt_images_without_credentials_need_no_pull_secret(prebuilt_config: dict[str, Any]) -> None:
+    cfg = copy.deepcopy(prebuilt_config)
+    cfg["registry"] = {"host": "harbor.lab.example", "project": "jupyter"}
+    r = run(cfg)
+    assert not [x for x in r.resources if x.name == "harbor-pull-secret"]
+    values = r.one("kubernetes:helm.sh/v3:Release").inputs["values"]
+    assert values["singleuser"]["image"]["pullSecrets"] == []
+    for ds in r.of_type("kubernetes:apps/v1:DaemonSet"):
+        assert "imagePullSecrets" not in ds.inputs["spec"]["template"]["spec"]
