@@ -249,3 +249,8 @@ def test_prebuilt_images_without_credentials_need_no_pull_secret(prebuilt_config
     assert values["singleuser"]["image"]["pullSecrets"] == []
     for ds in r.of_type("kubernetes:apps/v1:DaemonSet"):
         assert "imagePullSecrets" not in ds.inputs["spec"]["template"]["spec"]
+
+
+def test_the_hubs_cluster_wide_read_is_list_only(base_config: dict[str, Any]) -> None:
+    role = run(copy.deepcopy(base_config)).one("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")
+    assert role.inputs["rules"] == [{"apiGroups": [""], "resources": ["nodes", "pods"], "verbs": ["list"]}]
