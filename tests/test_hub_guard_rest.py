@@ -1,0 +1,157 @@
+"""The image guard through the REST API of a real JupyterHub 5.5 (127.0.0.1) running the deployed
+hub.extraConfig with KubeSpawner 7.0.0: a spawn request with a foreign image is refused before any pod
+is made, whatever the request holds; an allowed request gets past the guard (the fake API server then
+makes it wait, which is all this test needs to see)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from components.config import parse_config
+from components.nodes import parse_nodes
+from components.values import build_values
+from tests.cluster.localhub import chp_binary, free_port
+from tests.conftest import BASE_CONFIG, GIVEN_REFS
+from tests.fixtures.nodefactory import SCENARIOS
+
+KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters: [{name: none, cluster: {server: "https://127.0.0.1:%d"}}]
+users: [{name: none, user: {token: none}}]
+contexts: [{name: none, context: {cluster: none, user: none, namespace: jupyterhub}}]
+current-context: none
+"""
+
+CONFIG = """
+import json
+c = get_config()  # noqa: F821
+c.JupyterHub.ip = "127.0.0.1"
+c.JupyterHub.port = {port}
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = {hub_port}
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
+c.ConfigurableHTTPProxy.command = [{chp!r}]
+c.JupyterHub.db_url = "sqlite:///" + {workdir!r} + "/jupyterhub.sqlite"
+c.JupyterHub.cookie_secret_file = {workdir!r} + "/cookie_secret"
+c.JupyterHub.cleanup_servers = False
+c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 2}}
+c.JupyterHub.authenticator_class = "dummy"
+c.Authenticator.allow_all = True
+c.JupyterHub.services = [{{"name": "provisioner", "api_token": {admin_token!r}}}]
+c.JupyterHub.load_roles = [{{"name": "admin", "services": ["provisioner"]}}]
+c.KubeSpawner.namespace = "jupyterhub"
+c.KubeSpawner.image = {image!r}
+c.KubeSpawner.profile_list = json.loads(open({profiles!r}).read())
+c.KubeSpawner.k8s_api_request_timeout = 2
+exec(open({guards!r}).read())
+"""
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Path]]:
+    jupyterhub = Path(sys.executable).parent / "jupyterhub"
+    workdir = tmp_path_factory.mktemp("guardhub")
+    values = build_values(
+        parse_config({**BASE_CONFIG, "images": {"build": False, "refs": GIVEN_REFS}}),
+        parse_nodes(SCENARIOS["mixed"]),
+        GIVEN_REFS,
+    )
+    import json
+
+    (workdir / "profiles.json").write_text(json.dumps(values["singleuser"]["profileList"]))
+    (workdir / "guards.py").write_text(values["hub"]["extraConfig"]["05-guards"])
+    (workdir / "kubeconfig").write_text(KUBECONFIG % free_port())  # nothing listens there
+    token = secrets.token_hex(16)
+    port = free_port()
+    (workdir / "jupyterhub_config.py").write_text(
+        CONFIG.format(
+            port=port,
+            hub_port=free_port(),
+            proxy_api_port=free_port(),
+            chp=chp_binary(),
+            workdir=str(workdir),
+            admin_token=token,
+            image=values["singleuser"]["image"]["name"],
+            profiles=str(workdir / "profiles.json"),
+            guards=str(workdir / "guards.py"),
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "GPU_JUPYTERHUB_"))}
+    env["KUBECONFIG"] = str(workdir / "kubeconfig")
+    env["PATH"] = f"{jupyterhub.parent}{os.pathsep}{env.get('PATH', '')}"
+    log = workdir / "hub.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [str(jupyterhub), "-f", str(workdir / "jupyterhub_config.py")],
+            cwd=workdir,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}/hub/api/"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"jupyterhub exited:\n{log.read_text()[-3000:]}", pytrace=False)
+            try:
+                if requests.get(url, timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"jupyterhub not up after 90 s:\n{log.read_text()[-3000:]}", pytrace=False)
+            time.sleep(0.5)
+        yield url, token, log
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # nothing to clean up: no pod was ever made
+        proc.wait()
+
+
+def spawn(hub: tuple[str, str, Path], user: str, options: dict[str, Any]) -> requests.Response:
+    url, token, _ = hub
+    headers = {"Authorization": f"token {token}"}
+    requests.post(f"{url}users/{user}", headers=headers, timeout=30)
+    return requests.post(f"{url}users/{user}/server", headers=headers, json=options, timeout=60)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"image--unlisted-choice": "docker.io/evil/miner:latest"},  # no profile: the gap in KubeSpawner
+        {"profile": "cpu", "image--unlisted-choice": "harbor.lab.example/jupyter/x:1\n"},
+        {"profile": "gpu", "image--unlisted-choice": "harbor.lab.example/other/x:1"},
+    ],
+)
+def test_a_foreign_image_is_refused_over_the_rest_api(hub: tuple[str, str, Path], options: dict[str, Any]) -> None:
+    user = f"u{secrets.token_hex(3)}"
+    response = spawn(hub, user, options)
+    assert response.status_code >= 400, response.text  # the hub does not say why to the client; its log does
+    assert _refusal(hub[2], user), hub[2].read_text()[-3000:]
+
+
+def test_an_allowed_request_gets_past_the_guard(hub: tuple[str, str, Path]) -> None:
+    user = f"u{secrets.token_hex(3)}"
+    spawn(hub, user, {"image--unlisted-choice": "harbor.lab.example/jupyter/x:1"})
+    time.sleep(1)
+    assert not _refusal(hub[2], user)
+    assert f"{user}" in hub[2].read_text(), "the spawn reached the hub"
+
+
+def _refusal(log: Path, user: str) -> bool:
+    """Whether the hub's log shows the guard refusing this user's spawn."""
+    marker = f"Unhandled error starting {user}'s server: "
+    lines = [ln for ln in log.read_text().splitlines() if marker in ln]
+    return any("failed validation regex" in ln or "is not allowed" in ln for ln in lines)
