@@ -302,7 +302,8 @@ def parse_nodes(document: Any) -> Inventory:
             skipped.append(SkippedNode(name=label, reason=f"unreadable node data: {e}"))
             continue
         if node.name in nodes:
-            # keep one entry regardless of API order, so the output stays deterministic
+            # Two nodes cannot share a name, so this is a broken or merged list. Rule: keep the entry whose
+            # serialized form sorts first (arbitrary, but the same in any API order), report the other.
             keep, drop = sorted([nodes[node.name], node], key=lambda n: n.model_dump_json())
             nodes[node.name] = keep
             skipped.append(SkippedNode(name=drop.name, reason="duplicate node name; one entry kept"))

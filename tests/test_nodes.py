@@ -17,9 +17,9 @@ from components.config import parse_config
 from components.nodes import NodeDataError, parse_nodes, parse_quantity
 from components.plan import render_table, render_values
 from components.profiles import build_profiles
-from components.values import values_from_plan
+from components.values import build_values, values_from_plan
 from tests.conftest import BASE_CONFIG, GIVEN_REFS
-from tests.fixtures.nodefactory import SCENARIOS
+from tests.fixtures.nodefactory import SCENARIOS, node, node_list
 
 CFG = parse_config({**BASE_CONFIG, "images": {"build": False, "refs": GIVEN_REFS}})
 
@@ -109,6 +109,9 @@ def test_order_of_nodes_and_labels_never_changes_output(scenario: str, seed: int
     rnd = random.Random(seed)
     doc = copy.deepcopy(SCENARIOS[scenario])
     expected = render(doc)
+    # the values as the release gets them, in their own key order (a sorted rendering would hide a
+    # node list that follows the API's order)
+    expected_values = json.dumps(build_values(CFG, parse_nodes(doc), GIVEN_REFS))
     rnd.shuffle(doc["items"])
     for item in doc["items"]:
         for key in ("labels", "annotations"):
@@ -120,6 +123,21 @@ def test_order_of_nodes_and_labels_never_changes_output(scenario: str, seed: int
         item["status"]["allocatable"] = dict(alloc)
         rnd.shuffle(item["status"]["conditions"])
     assert render(json.dumps(doc)) == expected
+    assert json.dumps(build_values(CFG, parse_nodes(json.dumps(doc)), GIVEN_REFS)) == expected_values
+
+
+@pytest.mark.parametrize("first", [0, 1])
+def test_duplicate_node_names_keep_one_entry_whatever_the_order(first: int) -> None:
+    """The rule (nodes.py): one entry per name, the same one in any API order, the other reported."""
+    ready = node("gpu-x", gpus=2)
+    down = node("gpu-x", gpus=1, ready=False)
+    items = [ready, down] if first == 0 else [down, ready]
+    inv = parse_nodes(node_list(*items))
+    assert len(inv.nodes) == 1
+    [dropped] = inv.skipped
+    assert dropped.name == "gpu-x" and dropped.reason == "duplicate node name; one entry kept"
+    other = parse_nodes(node_list(*reversed(items)))
+    assert other.nodes == inv.nodes and other.skipped == inv.skipped
 
 
 _json = st.recursive(
@@ -186,3 +204,29 @@ def test_values_show_multiline_strings_as_yaml_blocks() -> None:
     assert "20-live-profiles: |" in text, "the hub-side code reads as code"
     assert "\\n" not in text.split("20-live-profiles: |", 1)[1].split("\n    ", 2)[1]
     assert yaml.safe_load(text) == values
+
+
+def test_equal_tolerations_match_key_value_and_effect() -> None:
+    from components.nodes import blocking_taints
+
+    [n] = parse_nodes(
+        node_list(node("g", gpus=1, taints=[{"key": "dedicated", "value": "ml-team", "effect": "NoSchedule"}]))
+    ).nodes
+    equal = {"key": "dedicated", "operator": "Equal", "value": "ml-team", "effect": "NoSchedule"}
+    assert blocking_taints(n, [equal]) == []
+    assert blocking_taints(n, [{**equal, "value": "other-team"}]) == ["dedicated=ml-team:NoSchedule"]
+    assert blocking_taints(n, [{**equal, "effect": "NoExecute"}]) == ["dedicated=ml-team:NoSchedule"]
+    assert blocking_taints(n, [{"key": "dedicated", "value": "ml-team"}]) == [], "Equal is the default operator"
+    assert blocking_taints(n, [{"operator": "Exists"}]) == [], "Exists without a key tolerates everything"
+
+
+def test_condition_taints_on_a_ready_node_do_not_exclude_it() -> None:
+    """node.kubernetes.io/* taints come and go with conditions (memory pressure, ...); NotReady and cordoned
+    are reported as such. A transient condition does not take a Ready node out of the profiles."""
+    from components.nodes import blocking_taints
+
+    doc = node_list(node("g", gpus=1, taints=[{"key": "node.kubernetes.io/memory-pressure", "effect": "NoSchedule"}]))
+    [n] = parse_nodes(doc).nodes
+    assert n.ready and blocking_taints(n, []) == []
+    plan = build_profiles(CFG, parse_nodes(doc), GIVEN_REFS)
+    assert plan.gpu_nodes == ["g"]
