@@ -19,11 +19,12 @@ from components.config import ConfigError, StackConfig, load_pulumi_config
 from components.hub import JupyterHub, JupyterHubArgs
 from components.image_builds import ImageBuilds, ImageBuildsArgs, RegistryPullSecret, RegistryPullSecretArgs
 from components.image_specs import image_specs
-from components.inventory import InventoryError, from_cluster, from_file
+from components.inventory import InventoryError, from_cluster, from_file, storage_objects
 from components.nodes import Inventory
 from components.prepull import PrePuller, PrePullerArgs
 from components.profiles import USER_POD_TOLERATIONS, ProfilePlan, build_profiles
 from components.storage import NotebookStorage, NotebookStorageArgs
+from components.storage_guard import storage_problems
 from components.storage_spec import (
     persistent_volume,
     persistent_volume_claim,
@@ -57,6 +58,10 @@ def load() -> tuple[StackConfig, ChartSource, Inventory]:
         else:
             kubeconfig = cfg.kubeconfig.get_secret_value() if cfg.kubeconfig else None
             inventory = from_cluster(cfg.kubeContext, kubeconfig)
+            # would this config replace the protected notebooks volume, or leave it deletable?
+            problems = storage_problems(cfg, storage_objects(cfg.kubeContext, kubeconfig))
+            if problems:
+                raise pulumi.RunError("the notebooks volume:\n" + "\n".join(f"  - {p}" for p in problems))
     except InventoryError as e:
         raise pulumi.RunError(str(e)) from None
     return cfg, chart, inventory

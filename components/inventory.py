@@ -7,6 +7,7 @@ machine; calling it directly needs no extra plugin, and its failure is rephrased
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import tempfile
@@ -22,8 +23,8 @@ class InventoryError(Exception):
 KUBECTL_TIMEOUT_SECONDS = 60
 
 
-def kubectl_command(context: str, kubeconfig_path: str | None) -> list[str]:
-    parts = ["kubectl", "get", "nodes", "-o", "json", "--request-timeout=30s", f"--context={context}"]
+def kubectl_command(context: str, kubeconfig_path: str | None, resources: str = "nodes") -> list[str]:
+    parts = ["kubectl", "get", resources, "-o", "json", "--request-timeout=30s", f"--context={context}"]
     if kubeconfig_path:
         parts.append(f"--kubeconfig={kubeconfig_path}")
     return parts
@@ -42,8 +43,8 @@ def from_file(path: str | Path, base_dir: Path, source: str = "gpu-jupyterhub:no
         raise InventoryError(f"{source}: {p}: {e}") from None
 
 
-def from_cluster(context: str, kubeconfig: str | None) -> Inventory:
-    """List the nodes of ``context`` with kubectl (the kubeconfig secret, if any, via a 0600 temp file)."""
+def _kubectl_get(context: str, kubeconfig: str | None, resources: str) -> str:
+    """``kubectl get <resources> -o json`` for ``context`` (the kubeconfig secret, if any, via a 0600 temp file)."""
     hint = (
         "Check the context and that the cluster is reachable, or set gpu-jupyterhub:nodes.file to an offline node list."
     )
@@ -55,7 +56,7 @@ def from_cluster(context: str, kubeconfig: str | None) -> Inventory:
                 f.write(kubeconfig)
         try:
             proc = subprocess.run(
-                kubectl_command(context, tmp),
+                kubectl_command(context, tmp, resources),
                 capture_output=True,
                 text=True,
                 timeout=KUBECTL_TIMEOUT_SECONDS,
@@ -63,12 +64,12 @@ def from_cluster(context: str, kubeconfig: str | None) -> Inventory:
             )
         except FileNotFoundError:
             raise InventoryError(
-                f"cannot list nodes of kube context {context!r}: kubectl is not on PATH. Install kubectl, or set "
-                "gpu-jupyterhub:nodes.file to an offline node list."
+                f"cannot list {resources} of kube context {context!r}: kubectl is not on PATH. Install kubectl, or "
+                "set gpu-jupyterhub:nodes.file to an offline node list."
             ) from None
         except subprocess.TimeoutExpired:
             raise InventoryError(
-                f"cannot list nodes of kube context {context!r}: kubectl get nodes did not answer within "
+                f"cannot list {resources} of kube context {context!r}: kubectl get {resources} did not answer within "
                 f"{KUBECTL_TIMEOUT_SECONDS} s. {hint}"
             ) from None
     finally:
@@ -76,8 +77,27 @@ def from_cluster(context: str, kubeconfig: str | None) -> Inventory:
             os.unlink(tmp)
     if proc.returncode != 0:
         detail = (proc.stderr.strip() or f"exit code {proc.returncode}").replace(tmp or "\0", "<kubeconfig>")
-        raise InventoryError(f"cannot list nodes of kube context {context!r} (kubectl get nodes): {detail}. {hint}")
+        raise InventoryError(
+            f"cannot list {resources} of kube context {context!r} (kubectl get {resources}): {detail}. {hint}"
+        )
+    return proc.stdout
+
+
+def from_cluster(context: str, kubeconfig: str | None) -> Inventory:
+    """List the nodes of ``context`` with kubectl."""
+    text = _kubectl_get(context, kubeconfig, "nodes")
     try:
-        return parse_nodes(proc.stdout)
+        return parse_nodes(text)
     except NodeDataError as e:
         raise InventoryError(f"kube context {context!r}: kubectl output is not a node list: {e}") from None
+
+
+def storage_objects(context: str, kubeconfig: str | None) -> list[dict]:
+    """The cluster's PersistentVolumes and StorageClasses (for components.storage_guard)."""
+    text = _kubectl_get(context, kubeconfig, "persistentvolumes,storageclasses")
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InventoryError(f"kube context {context!r}: kubectl output is not JSON: {e}") from None
+    items = doc.get("items") if isinstance(doc, dict) else None
+    return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []

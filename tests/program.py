@@ -86,18 +86,23 @@ class Mocks(pulumi.runtime.Mocks):
 
 
 @contextlib.contextmanager
-def fake_kubectl(nodes_json: str | None, fail: str | None) -> Iterator[list[list[str]]]:
-    """A ``kubectl`` first on PATH that records its arguments and prints ``nodes_json`` (or fails with ``fail``).
+def fake_kubectl(
+    nodes_json: str | None, fail: str | None, storage_json: str | None = None
+) -> Iterator[list[list[str]]]:
+    """A ``kubectl`` first on PATH that records its arguments and prints ``nodes_json`` for nodes and
+    ``storage_json`` (default: an empty list) for anything else (or fails with ``fail``).
 
     The program runs kubectl as a subprocess, so the real lookup code runs; only the binary is fake.
     """
     calls: list[list[str]] = []
     with tempfile.TemporaryDirectory(prefix="fake-kubectl-") as d:
-        log, out = Path(d) / "calls.jsonl", Path(d) / "out.json"
+        log, out, other = Path(d) / "calls.jsonl", Path(d) / "out.json", Path(d) / "other.json"
         out.write_text(nodes_json or "")
+        other.write_text(storage_json or '{"apiVersion": "v1", "kind": "List", "items": []}')
         script = Path(d) / "kubectl"
+        answer = f"sys.stdout.write(open({str(out)!r} if sys.argv[2] == 'nodes' else {str(other)!r}).read())\n"
         body = f"import json, sys\nopen({str(log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n" + (
-            f"sys.stderr.write({fail!r})\nsys.exit(1)\n" if fail else f"sys.stdout.write(open({str(out)!r}).read())\n"
+            f"sys.stderr.write({fail!r})\nsys.exit(1)\n" if fail else answer
         )
         script.write_text(f"#!{sys.executable}\n{body}")
         script.chmod(0o755)
@@ -175,6 +180,7 @@ def run_program(
     preview: bool = False,
     nodes_json: str | None = None,
     fail_kubectl: str | None = None,
+    storage_json: str | None = None,
     secret_keys: tuple[str, ...] = (),
     record: Run | None = None,
 ) -> Run:
@@ -209,7 +215,7 @@ def run_program(
         return pulumi.Output.from_input(collect())
 
     try:
-        with fake_kubectl(nodes_json, fail_kubectl) as kubectl_calls:
+        with fake_kubectl(nodes_json, fail_kubectl, storage_json) as kubectl_calls:
             body()
     finally:
         run.calls = mocks.calls

@@ -73,7 +73,10 @@ def test_resources_and_key_inputs(base_config: dict[str, Any], preview: bool) ->
     ns = r.one("kubernetes:core/v1:Namespace")
     assert ns.retain_on_delete
     # live node lookup against the provider's context
-    assert r.kubectl == [["get", "nodes", "-o", "json", "--request-timeout=30s", "--context=homelab"]]
+    assert r.kubectl == [
+        ["get", "nodes", "-o", "json", "--request-timeout=30s", "--context=homelab"],
+        ["get", "persistentvolumes,storageclasses", "-o", "json", "--request-timeout=30s", "--context=homelab"],
+    ]
     assert r.calls == [], "no invoke: kubectl runs in the program, no extra plugin"
 
 
