@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 from typing import Any
 
@@ -56,7 +57,12 @@ def test_dynamic_storage_class() -> None:
 def test_protected_and_retained_under_mocks(mode: str) -> None:
     c = copy.deepcopy(BASE_CONFIG)
     c["storage"] = {"mode": mode, "storageClass": "seaweedfs-rwx"} if mode == "dynamic" else {}
-    r = run_program(c, nodes_json=nodes_json("mixed"), secret_keys=SECRET_KEYS)
+    # the cluster has the class, keeping volumes (the storage guard refuses one that deletes them)
+    classes = {
+        "kind": "List",
+        "items": [{"kind": "StorageClass", "metadata": {"name": "seaweedfs-rwx"}, "reclaimPolicy": "Retain"}],
+    }
+    r = run_program(c, nodes_json=nodes_json("mixed"), secret_keys=SECRET_KEYS, storage_json=json.dumps(classes))
     claim = r.one("kubernetes:core/v1:PersistentVolumeClaim")
     assert claim.protect and claim.retain_on_delete
     assert "gpu-jupyterhub:storage:NotebookStorage" in claim.parent
