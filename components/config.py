@@ -369,9 +369,30 @@ class ProfilesConfig(_Model):
         "still works), so GPU machines keep their CPU and memory for GPU users.",
     )
     liveAvailability: bool = Field(True, description="Refresh GPU choices at spawn time with free/total GPUs per node.")
+    maxGpusPerUser: int = Field(
+        2,
+        ge=0,
+        le=1024,
+        description="GPUs one user may hold across all their running servers (0: no limit); checked before "
+        "every spawn.",
+    )
+    gpuQuota: dict[str, int] = Field(
+        {}, description="Per-group GPU limits, e.g. {ml-team: 8}; a user gets the largest of theirs (0: no limit)."
+    )
+    adminMaxGpus: int | None = Field(
+        None, ge=0, le=1024, description="GPU limit of hub admins (0: no limit); unset: the same rules as users."
+    )
     gpuGroups: list[str] = Field(
         [], description="If set, only members of these groups see GPU profiles (live availability on)."
     )
+
+    @field_validator("gpuQuota")
+    @classmethod
+    def _quota(cls, v: dict[str, int]) -> dict[str, int]:
+        bad = {g: n for g, n in v.items() if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= 1024}
+        if bad:
+            raise ValueError(f"group limits must be whole numbers 0-1024, not {bad}")
+        return dict(sorted(v.items()))
 
     @field_validator("gpuTolerations")
     @classmethod

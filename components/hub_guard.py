@@ -18,6 +18,7 @@ for native login, NativeAuthenticator, all in the chart's hub image).
 import hmac
 import os
 import re
+from collections.abc import Mapping
 
 
 def image_allowed(image, pinned, pattern):
@@ -25,8 +26,50 @@ def image_allowed(image, pinned, pattern):
     return isinstance(image, str) and (image in pinned or re.fullmatch(pattern, image) is not None)
 
 
-def make_guarded_spawner(base, pinned, pattern, registry_text):
-    """A KubeSpawner subclass that enforces the image rule on every spawn, whatever the request holds."""
+GPU_RESOURCE = re.compile(r"^nvidia\.com/(gpu|gpu\.shared|mig-.+)$")
+
+
+def gpus_of(limits):
+    """GPUs (whole, shared slots or MIG slices) a server's extra_resource_limits ask for."""
+    total = 0
+    for key, value in (limits or {}).items():
+        if value is not None and GPU_RESOURCE.match(str(key)):
+            try:
+                total += int(str(value))
+            except ValueError:
+                total += 1
+    return total
+
+
+def gpu_limit(quota, groups, is_admin):
+    """A user's GPU limit (None: unlimited): admins' own setting if given, else the largest of the
+    default and the user's groups' limits; 0 means unlimited."""
+    if is_admin and quota.get("admin") is not None:
+        limit = quota["admin"]
+    else:
+        limit = max([quota.get("default") or 0] + [quota.get("groups", {}).get(g, 0) for g in groups])
+        if quota.get("default") == 0 or any(quota.get("groups", {}).get(g) == 0 for g in groups):
+            limit = 0
+    return limit if limit else None
+
+
+def quota_problem(requested, others, limit):
+    """A message when a spawn would take the user past their GPU limit; ``others`` is [(server, gpus)]."""
+    if limit is None or requested <= 0:
+        return None
+    held = sum(n for _, n in others)
+    if held + requested <= limit:
+        return None
+    names = ", ".join(name or "default" for name, n in others if n)
+    return (
+        f"you use {held} of your {limit} GPUs (servers: {names or 'none'}) and this server asks for {requested}: "
+        "stop one first, or pick fewer GPUs"
+    )
+
+
+def make_guarded_spawner(base, pinned, pattern, registry_text, quota=None):
+    """A KubeSpawner subclass that enforces the image rule and the per-user GPU quota on every spawn."""
+    quota = quota or {}
 
     class GuardedKubeSpawner(base):
         def _validate_user_options(self, profile_list):
@@ -40,6 +83,21 @@ def make_guarded_spawner(base, pinned, pattern, registry_text):
             await super().load_user_options()
             if not image_allowed(self.image, pinned, pattern):
                 raise ValueError(f"image {self.image!r} is not allowed: only images from {registry_text}")
+            self._check_gpu_quota()
+
+        def _check_gpu_quota(self):
+            user = self.user
+            groups = [g.name for g in getattr(user, "groups", None) or [] if isinstance(getattr(g, "name", None), str)]
+            limit = gpu_limit(quota, groups, getattr(user, "admin", False) is True)
+            spawners = getattr(user, "spawners", None)
+            others = []
+            for name, spawner in sorted(spawners.items() if isinstance(spawners, Mapping) else []):
+                if spawner is self or not getattr(spawner, "active", False):
+                    continue
+                others.append((name, gpus_of(getattr(spawner, "extra_resource_limits", {}))))
+            problem = quota_problem(gpus_of(self.extra_resource_limits), others, limit)
+            if problem:
+                raise ValueError(problem)
 
     return GuardedKubeSpawner
 

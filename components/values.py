@@ -127,8 +127,16 @@ def guard_config(cfg: StackConfig, plan: ProfilePlan, refs: dict[str, str]) -> s
     return (
         f"{GUARD_SOURCE.read_text()}\n\n"
         "from kubespawner import KubeSpawner\n"
-        f"c.JupyterHub.spawner_class = make_guarded_spawner(KubeSpawner, {tuple(pinned)!r}, {pattern!r}, {where!r})\n"
+        f"c.JupyterHub.spawner_class = make_guarded_spawner(\n"
+        f"    KubeSpawner, {tuple(pinned)!r}, {pattern!r}, {where!r}, {gpu_quota(cfg)!r}\n"
+        ")\n"
     )
+
+
+def gpu_quota(cfg: StackConfig) -> dict[str, Any]:
+    """The per-user GPU quota as the hub-side guard reads it (see hub_guard.gpu_limit)."""
+    p = cfg.profiles
+    return {"default": p.maxGpusPerUser, "groups": dict(sorted(p.gpuQuota.items())), "admin": p.adminMaxGpus}
 
 
 def _profile_images(profiles: list[dict[str, Any]]) -> set[str]:

@@ -33,6 +33,11 @@ def _ensure_kubeconfig() -> None:
         os.environ["KUBECONFIG"] = str(path)
 
 
+# kubernetes_asyncio reads KUBECONFIG when it is first imported (hub.extraConfig imports it), so set it
+# as soon as this helper is.
+_ensure_kubeconfig()
+
+
 def configure(spawner: Any, values: dict[str, Any]) -> None:
     """Apply the chart's singleuser.* -> KubeSpawner mapping for the keys our values set."""
     su = copy.deepcopy(values["singleuser"])
