@@ -238,6 +238,12 @@ class CullingConfig(_Model):
     timeoutSeconds: int = Field(3600, ge=60, description="Idle time after which a server is stopped.")
     everySeconds: int = Field(600, ge=30, description="How often the culler checks.")
     maxAgeSeconds: int = Field(0, ge=0, description="Stop servers older than this even if busy; 0 = never.")
+    gpuTimeoutSeconds: int = Field(
+        1800,
+        ge=0,
+        description="Idle time after which a server of a GPU profile is stopped (a hub service; 0: only the "
+        "general timeout applies).",
+    )
 
 
 class NetworkConfig(_Model):

@@ -133,6 +133,14 @@ def _choices_text(options: dict[str, Any], registry: str) -> str:
     return ", ".join(parts)
 
 
+def _culling_text(cfg: StackConfig) -> str:
+    c = cfg.culling
+    if not c.enabled:
+        return "Culling: off (idle servers keep running)."
+    gpu = f"; servers of GPU profiles after {c.gpuTimeoutSeconds} s" if c.gpuTimeoutSeconds else ""
+    return f"Culling: idle servers stop after {c.timeoutSeconds} s{gpu}."
+
+
 def _range(low: str, high: str) -> str:
     return low if low == high else f"{low}-{high}"
 
@@ -173,6 +181,7 @@ def render_table(cfg: StackConfig, plan: ProfilePlan, *, wide: bool = False) -> 
     lines = _columns(rows).split("\n")
     out = [line for pair in zip(lines, choice_lines, strict=True) for line in pair if line is not None]
     out.append("* the default profile. CPU and MEMORY: per server, guarantee-limit where they differ (default size).")
+    out.append(_culling_text(cfg))
     out += ["", "Nodes:"]
     node_rows: list[tuple[str, ...]] = [("NODE", "ROLE", "GPUS", "GPU PROFILES", "WHY")]
     for r in plan.nodes:

@@ -21,6 +21,10 @@ OAUTH_SECRET_KEY = "oauth-client-secret"
 SHARED_PASSWORD_KEY = "shared-password"
 ADMIN_PASSWORD_KEY = "admin-password"
 GUARD_SOURCE = Path(__file__).with_name("hub_guard.py")
+GPU_CULLER_SOURCE = Path(__file__).with_name("gpu_culler.py")
+GPU_CULLER_PATH = "/usr/local/etc/gpu-jupyterhub/gpu_culler.py"
+# What the GPU culler may do, nothing more: list users, read their servers and activity, stop servers.
+GPU_CULLER_SCOPES = ("list:users", "read:users:activity", "read:servers", "delete:servers")
 PULL_SECRET = "harbor-pull"
 LIVE_PROFILES_SOURCE = Path(__file__).with_name("live_profiles.py")
 # Where the hub and proxy run: nodes an admin marked for them (z2jh's convention) first, then any node without
@@ -133,6 +137,37 @@ def guard_config(cfg: StackConfig, plan: ProfilePlan, refs: dict[str, str]) -> s
     )
 
 
+def gpu_profile_slugs(profiles: list[dict[str, Any]]) -> list[str]:
+    """Slugs of the profiles whose servers can hold GPUs."""
+    slugs = []
+    for p in profiles:
+        overrides = [p.get("kubespawner_override", {})]
+        for option in p.get("profile_options", {}).values():
+            overrides += [c.get("kubespawner_override", {}) for c in option.get("choices", {}).values()]
+        if any(v for ov in overrides for v in (ov.get("extra_resource_limits") or {}).values()):
+            slugs.append(p["slug"])
+    return slugs
+
+
+def gpu_culler_values(cfg: StackConfig, plan: ProfilePlan) -> dict[str, Any]:
+    """hub.services, hub.loadRoles and hub.extraFiles for the GPU-idle culler (empty when it is off)."""
+    slugs = gpu_profile_slugs(plan.profiles)
+    if not (cfg.culling.enabled and cfg.culling.gpuTimeoutSeconds and slugs):
+        return {}
+    command = [
+        "python3",
+        GPU_CULLER_PATH,
+        f"--gpu-profiles={','.join(slugs)}",
+        f"--timeout={cfg.culling.gpuTimeoutSeconds}",
+        f"--every={min(cfg.culling.everySeconds, max(60, cfg.culling.gpuTimeoutSeconds // 4))}",
+    ]
+    return {
+        "services": {"gpu-culler": {"command": command}},
+        "loadRoles": {"gpu-culler": {"services": ["gpu-culler"], "scopes": list(GPU_CULLER_SCOPES)}},
+        "extraFiles": {"gpu-culler": {"mountPath": GPU_CULLER_PATH, "stringData": GPU_CULLER_SOURCE.read_text()}},
+    }
+
+
 def gpu_quota(cfg: StackConfig) -> dict[str, Any]:
     """The per-user GPU quota as the hub-side guard reads it (see hub_guard.gpu_limit)."""
     p = cfg.profiles
@@ -214,8 +249,10 @@ def values_from_plan(cfg: StackConfig, plan: ProfilePlan, refs: dict[str, str]) 
 
     user_egress = [{"to": [{"ipBlock": {"cidr": c}}]} for c in sorted(cfg.network.userEgressCidrs)]
     cpu = cfg.profiles.cpu
+    hub_extra: dict[str, Any] = gpu_culler_values(cfg, plan)
     values: dict[str, Any] = {
         "hub": {
+            **hub_extra,
             "config": hub_config,
             "extraEnv": hub_env,
             "extraConfig": extra_config,

@@ -1,0 +1,65 @@
+"""The GPU-idle culler's deploy side (service, role, file) and its pure selection (components/gpu_culler.py);
+tests/cluster/test_gpu_culler_local.py runs it against a real JupyterHub."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from components.config import parse_config
+from components.nodes import parse_nodes
+from components.values import GPU_CULLER_PATH, GPU_CULLER_SCOPES, build_values
+from tests.conftest import BASE_CONFIG, GIVEN_REFS
+from tests.fixtures.nodefactory import SCENARIOS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def culler() -> Any:
+    spec = importlib.util.spec_from_file_location("gpu_culler", ROOT / "components" / "gpu_culler.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def values_for(scenario: str = "mixed", **culling: Any) -> dict[str, Any]:
+    raw = {**BASE_CONFIG, "images": {"build": False, "refs": GIVEN_REFS}, "culling": culling}
+    return build_values(parse_config(raw), parse_nodes(SCENARIOS[scenario]), GIVEN_REFS)
+
+
+def test_the_service_runs_with_its_own_role_on_the_gpu_profiles() -> None:
+    hub = values_for()["hub"]
+    command = hub["services"]["gpu-culler"]["command"]
+    profiles = next(a for a in command if a.startswith("--gpu-profiles=")).split("=", 1)[1].split(",")
+    assert "gpu" in profiles and "fine-tuning" in profiles and any("4090" in p for p in profiles)
+    assert "cpu" not in profiles and "agent-dev" not in profiles
+    assert "--timeout=1800" in command and command[1] == GPU_CULLER_PATH
+    assert hub["loadRoles"]["gpu-culler"] == {"services": ["gpu-culler"], "scopes": list(GPU_CULLER_SCOPES)}
+    assert "admin" not in hub["services"]["gpu-culler"], "no admin rights: its role is all it has"
+    assert hub["extraFiles"]["gpu-culler"]["stringData"] == (ROOT / "components" / "gpu_culler.py").read_text()
+
+
+def test_off_without_gpu_profiles_or_when_switched_off() -> None:
+    assert "services" not in values_for("nogpu")["hub"]
+    assert "services" not in values_for(gpuTimeoutSeconds=0)["hub"]
+    assert "services" not in values_for(enabled=False)["hub"]
+
+
+def test_idle_selection() -> None:
+    users = [
+        {
+            "name": "ann",
+            "servers": {
+                "": {"user_options": {"profile": "gpu"}, "last_activity": "2026-01-01T00:00:00Z"},
+                "cpu": {"user_options": {"profile": "cpu"}, "last_activity": "2026-01-01T00:00:00Z"},
+                "fresh": {"user_options": {"profile": "gpu"}, "last_activity": "2026-01-01T00:29:00Z"},
+                "new": {"user_options": {"profile": "gpu"}, "last_activity": None, "started": "2026-01-01T00:00:00Z"},
+                "none": {"user_options": {}, "last_activity": "2026-01-01T00:00:00Z"},
+            },
+        }
+    ]
+    now = culler().parse_time("2026-01-01T00:31:00Z")
+    picked = culler().idle_gpu_servers(users, {"gpu"}, 1800, now)
+    assert [(u, s) for u, s, _ in picked] == [("ann", ""), ("ann", "new")]
