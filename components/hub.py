@@ -53,9 +53,9 @@ class JupyterHub(pulumi.ComponentResource):
             role = k8s.rbac.v1.ClusterRole(
                 f"{name}-gpu-availability",
                 metadata={"name": args.cluster_role_name, "labels": {"app.kubernetes.io/part-of": "gpu-jupyterhub"}},
-                # Least privilege: the spawn-time availability (live_profiles.py) only lists nodes and pods;
-                # no get (single objects), no watch, nothing it could change.
-                rules=[{"apiGroups": [""], "resources": ["nodes", "pods"], "verbs": ["list"]}],
+                # Least privilege: the spawn-time availability (live_profiles.py) lists nodes and pods and
+                # watches them from there; no get of single objects, nothing it could change.
+                rules=[{"apiGroups": [""], "resources": ["nodes", "pods"], "verbs": ["list", "watch"]}],
                 opts=child,
             )
             binding = k8s.rbac.v1.ClusterRoleBinding(

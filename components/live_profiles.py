@@ -3,19 +3,22 @@
 The deploy-time profile list is computed from the nodes at ``pulumi up``; GPUs get taken and nodes go
 down in between. At spawn time this wraps the list in KubeSpawner's callable ``profile_list``: node
 choices show free/total GPUs (allocatable minus the requests of pods that hold them, as the scheduler
-counts), full or NotReady nodes are hidden, and GPU profiles can be limited to some groups. It never
-breaks spawning: on any API error it logs why and serves the deploy-time list.
+counts), full or NotReady nodes are hidden, sizes no node has room for are hidden, and GPU profiles can be
+limited to some groups. The numbers come from one list-and-watch cache of nodes and pods per hub process
+(kubernetes_asyncio's watch; totals kept per node, event by event), so a form load makes no API call. It
+never breaks spawning: until the cache is synced, or after a watch fails, it logs why and serves the
+deploy-time list (a failed watch lists again with backoff).
 
 Self-contained on purpose (standard library and the hub image's kubernetes_asyncio only): the file's
 text is what the hub executes.
 """
 
 import asyncio
-import copy
+import json
 import re
 
 GPU_RESOURCE_PATTERN = re.compile(r"^nvidia\.com/(gpu|gpu\.shared|mig-.+)$")
-API_TIMEOUT_SECONDS = 5.0
+API_TIMEOUT_SECONDS = 5.0  # the one-shot lister (tests)
 _SUFFIX = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3}
 _QTY_SUFFIX = {**_SUFFIX, "T": 10**12, "Ti": 1024**4, "P": 10**15, "Pi": 1024**5, "E": 10**18, "Ei": 1024**6}
 # KubeSpawner's byte specifications (mem_guarantee "6G") are 1024-based.
@@ -89,43 +92,131 @@ def _cpu_memory_requests(pod):
     return cpu, mem
 
 
-def gpu_usage(nodes, pods):
-    """{node: {"ready", "resources": {resource: [free, total]}, "labels", "taints", "cpu": [free, total],
-    "memory": [free, total]}} from plain node and pod dicts (cpu in millicores, memory in bytes)."""
-    usage = {}
-    for node in nodes:
+def _node_entry(node):
+    status = node.get("status") or {}
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+    ready = ready and not (node.get("spec") or {}).get("unschedulable", False)
+    allocatable = status.get("allocatable") or {}
+    return {
+        "ready": ready,
+        "gpus": {k: _count(v) for k, v in allocatable.items() if GPU_RESOURCE_PATTERN.match(k)},
+        "labels": dict((node.get("metadata") or {}).get("labels") or {}),
+        "taints": list((node.get("spec") or {}).get("taints") or []),
+        "cpu": _quantity(allocatable.get("cpu", "0"), millis=True),
+        "memory": _quantity(allocatable.get("memory", "0")),
+    }
+
+
+class ClusterCache:
+    """Nodes and pods as the watch reports them, with each node's requested GPUs, CPU and memory kept up to
+    date event by event: a form load reads the totals (one pass over the nodes), never the pods."""
+
+    def __init__(self):
+        self.nodes = {}  # name -> _node_entry
+        self.pods = {}  # key -> (node, gpus, cpu, memory): what the pod holds
+        self.used = {}  # node -> [gpus dict, cpu, memory]
+        self.synced = {"nodes": False, "pods": False}
+        self.generation = 0
+        self.task = None
+
+    def node_event(self, kind, node):
         name = (node.get("metadata") or {}).get("name")
         if not name:
-            continue
-        status = node.get("status") or {}
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
-        ready = ready and not (node.get("spec") or {}).get("unschedulable", False)
-        alloc = {k: _count(v) for k, v in (status.get("allocatable") or {}).items() if GPU_RESOURCE_PATTERN.match(k)}
-        labels = dict((node.get("metadata") or {}).get("labels") or {})
-        allocatable = status.get("allocatable") or {}
-        cpu = _quantity(allocatable.get("cpu", "0"), millis=True)
-        mem = _quantity(allocatable.get("memory", "0"))
-        usage[name] = {
-            "ready": ready,
-            "resources": {k: [v, v] for k, v in alloc.items()},
-            "labels": labels,
-            "taints": list((node.get("spec") or {}).get("taints") or []),
-            "cpu": [cpu, cpu],
-            "memory": [mem, mem],
-        }
-    for pod in pods:
+            return
+        if kind == "DELETED":
+            self.nodes.pop(name, None)
+        else:
+            self.nodes[name] = _node_entry(node)
+        self.generation += 1
+
+    def _add(self, node, gpus, cpu, mem, sign):
+        used = self.used.setdefault(node, [{}, 0, 0])
+        for k, v in gpus.items():
+            used[0][k] = used[0].get(k, 0) + sign * v
+        used[1] += sign * cpu
+        used[2] += sign * mem
+
+    def pod_event(self, kind, pod, key=None):
+        meta = pod.get("metadata") or {}
+        key = key if key is not None else meta.get("uid") or f"{meta.get('namespace')}/{meta.get('name')}"
+        old = self.pods.pop(key, None)
+        if old is not None:
+            self._add(*old, -1)
         phase = (pod.get("status") or {}).get("phase")
-        node_name = (pod.get("spec") or {}).get("nodeName")
-        if phase in ("Succeeded", "Failed") or node_name not in usage:
-            continue
-        for k, v in _pod_requests(pod).items():
-            slot = usage[node_name]["resources"].get(k)
-            if slot is not None:
-                slot[0] = max(0, slot[0] - v)
-        cpu, mem = _cpu_memory_requests(pod)
-        usage[node_name]["cpu"][0] = max(0, usage[node_name]["cpu"][0] - cpu)
-        usage[node_name]["memory"][0] = max(0, usage[node_name]["memory"][0] - mem)
-    return usage
+        node = (pod.get("spec") or {}).get("nodeName")
+        if kind != "DELETED" and node and phase not in ("Succeeded", "Failed"):
+            held = (node, _pod_requests(pod), *_cpu_memory_requests(pod))
+            self.pods[key] = held
+            self._add(*held, 1)
+        self.generation += 1
+
+    def reset(self, kind):
+        """Forget one kind before a fresh list (after a watch ended or failed)."""
+        if kind == "nodes":
+            self.nodes = {}
+        else:
+            self.pods, self.used = {}, {}
+        self.synced[kind] = False
+
+    def usage(self):
+        """{node: {"ready", "resources": {resource: [free, total]}, "labels", "taints", "cpu": [free, total],
+        "memory": [free, total]}} (cpu in millicores, memory in bytes)."""
+        out = {}
+        for name, n in self.nodes.items():
+            gpus, cpu, mem = self.used.get(name) or ({}, 0, 0)
+            out[name] = {
+                "ready": n["ready"],
+                "resources": {k: [max(0, v - gpus.get(k, 0)), v] for k, v in n["gpus"].items()},
+                "labels": n["labels"],
+                "taints": n["taints"],
+                "cpu": [max(0, n["cpu"] - cpu), n["cpu"]],
+                "memory": [max(0, n["memory"] - mem), n["memory"]],
+            }
+        return out
+
+    def start(self, log):
+        """Watch nodes and pods in the background (once per hub process)."""
+        if self.task is None:
+            self.task = asyncio.ensure_future(asyncio.gather(self._watch("nodes", log), self._watch("pods", log)))
+        return self.task
+
+    async def _watch(self, kind, log):
+        """List, then watch from that list's resourceVersion; on any end or error, list again."""
+        from kubernetes_asyncio import client, config, watch
+
+        handler = self.node_event if kind == "nodes" else self.pod_event
+        delay = 1.0
+        while True:
+            try:
+                config.load_incluster_config()
+                async with client.ApiClient() as api:
+                    core = client.CoreV1Api(api)
+                    method = core.list_node if kind == "nodes" else core.list_pod_for_all_namespaces
+                    response = await method(_preload_content=False)
+                    listed = json.loads(await response.read())
+                    self.reset(kind)
+                    for item in listed.get("items") or []:
+                        handler("ADDED", item)
+                    self.synced[kind] = True
+                    delay = 1.0
+                    version = (listed.get("metadata") or {}).get("resourceVersion")
+                    stream = watch.Watch().stream(method, resource_version=version, timeout_seconds=300)
+                    async for event in stream:
+                        handler(event["type"], event.get("raw_object") or {})
+            except Exception as e:  # the API server restarted, the watch expired (410), ...: list again
+                log.warning("GPU availability: %s watch ended (%r); listing again", kind, e)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 60.0)
+
+
+def gpu_usage(nodes, pods):
+    """Usage (see ClusterCache.usage) from plain node and pod lists: the cache fed once."""
+    cache = ClusterCache()
+    for node in nodes:
+        cache.node_event("ADDED", node)
+    for index, pod in enumerate(pods):
+        cache.pod_event("ADDED", pod, key=index)
+    return cache.usage()
 
 
 def _tolerated(taint, tolerations):
@@ -157,11 +248,14 @@ def _filter_sizes(profile, usage):
         return
     base = profile.get("kubespawner_override") or {}
     choices = option.get("choices") or {}
+    # the nodes this profile's pods may use, and their free CPU and memory, once for all sizes (a size
+    # sets only CPU and memory, never affinity or tolerations)
+    rooms = [(info["cpu"][0], info["memory"][0]) for info in usage.values() if _room_for((0, 0), info, base)]
     kept = {}
     for key, choice in choices.items():
         ov = choice.get("kubespawner_override") or {}
-        size = (int(float(ov.get("cpu_guarantee") or 0) * 1000), _spawner_bytes(ov.get("mem_guarantee") or "0"))
-        if any(_room_for(size, info, {**base, **ov}) for info in usage.values()):
+        cpu, mem = int(float(ov.get("cpu_guarantee") or 0) * 1000), _spawner_bytes(ov.get("mem_guarantee") or "0")
+        if any(free_cpu >= cpu and free_mem >= mem for free_cpu, free_mem in rooms):
             kept[key] = choice
     if not kept and choices:
         key, choice = next(iter(choices.items()))
@@ -211,6 +305,21 @@ def _gpu_resources(profile):
     return found
 
 
+def _copy_for_edit(profile):
+    """A copy of a profile deep enough for what apply_availability changes (the node and size options'
+    choices and display names); the rest is shared, read-only (KubeSpawner deep-copies the result anyway)."""
+    out = dict(profile)
+    options = dict(profile.get("profile_options") or {})
+    for name in ("node", "size"):
+        if name in options:
+            option = dict(options[name])
+            option["choices"] = {k: dict(c) for k, c in (option.get("choices") or {}).items()}
+            options[name] = option
+    if "profile_options" in profile:
+        out["profile_options"] = options
+    return out
+
+
 def apply_availability(profiles, usage, user_groups, gpu_groups):
     """A new profile list: availability in node choices, full/NotReady nodes hidden, groups applied."""
     out = []
@@ -219,7 +328,7 @@ def apply_availability(profiles, usage, user_groups, gpu_groups):
         resources = _gpu_resources(original)
         if resources and not allowed_gpu:
             continue
-        profile = copy.deepcopy(original)
+        profile = _copy_for_edit(original)
         if usage is not None:
             _filter_sizes(profile, usage)
         if resources and usage is not None:
@@ -241,6 +350,15 @@ def apply_availability(profiles, usage, user_groups, gpu_groups):
     if out and not any(p.get("default") for p in out):
         out[0]["default"] = True
     return out
+
+
+_REGEX_CACHE = {}
+
+
+def _compiled(pattern):
+    if pattern not in _REGEX_CACHE:
+        _REGEX_CACHE[pattern] = re.compile(pattern or ".*")
+    return _REGEX_CACHE[pattern]
 
 
 def _annotate_nodes(option, usage, resources, terms=None):
@@ -267,9 +385,12 @@ def _annotate_nodes(option, usage, resources, terms=None):
         named_nodes += 1
         choice["display_name"] = f"{choice['display_name']} - {free}/{total} free"
         kept[key] = choice
-    if not named_nodes and (option.get("unlisted_choice") or {}).get("enabled"):
-        for info in usage.values():
-            if info["ready"] and affinity_admits(terms, info.get("labels") or {}):
+    unlisted = option.get("unlisted_choice") or {}
+    if not named_nodes and unlisted.get("enabled"):
+        # the class's nodes are exactly the names its field accepts: match those, not every node's labels
+        accepts = _compiled(unlisted.get("validation_regex") or "")
+        for node, info in usage.items():
+            if info["ready"] and accepts.match(node) and affinity_admits(terms, info.get("labels") or {}):
                 free_total += sum(info["resources"].get(r, [0, 0])[0] for r in resources)
         if free_total <= 0:
             return False
@@ -285,34 +406,32 @@ def _annotate_nodes(option, usage, resources, terms=None):
     return True
 
 
-async def fetch_cluster_state():
-    """Nodes and GPU-holding pods from the API server, as plain dicts (needs list on nodes and pods)."""
-    from kubernetes_asyncio import client, config
+def make_profile_list(static_profiles, live_availability=True, gpu_groups=(), fetch=None, cache=None):
+    """KubeSpawner callable profile_list over the deploy-time list.
 
-    config.load_incluster_config()
-    async with client.ApiClient() as api:
-        core = client.CoreV1Api(api)
-        nodes = await core.list_node()
-        pods = await core.list_pod_for_all_namespaces(field_selector="status.phase!=Succeeded,status.phase!=Failed")
-        return (
-            [api.sanitize_for_serialization(n) for n in nodes.items],
-            [api.sanitize_for_serialization(p) for p in pods.items],
-        )
-
-
-def make_profile_list(static_profiles, live_availability=True, gpu_groups=(), fetch=None):
-    """KubeSpawner callable profile_list over the deploy-time list."""
-    fetch = fetch or fetch_cluster_state
+    Availability comes from a ClusterCache that watches nodes and pods (started on the first call; no API
+    request on a form load). Until its first lists are in, the deploy-time list is served, with a log line.
+    ``fetch`` (an async one-shot lister of (nodes, pods)) replaces the cache; tests use it.
+    """
+    if live_availability and fetch is None and cache is None:
+        cache = ClusterCache()
 
     async def profile_list(spawner):
         usage = None
-        if live_availability:
+        if live_availability and fetch is not None:
             try:
                 nodes, pods = await asyncio.wait_for(fetch(), API_TIMEOUT_SECONDS)
                 usage = gpu_usage(nodes, pods)
             except Exception as e:  # any failure: serve the deploy-time list, never block a spawn
                 spawner.log.warning("GPU availability unavailable, using deploy-time profiles: %r", e)
+        elif live_availability:
+            cache.start(spawner.log)
+            if all(cache.synced.values()):
+                usage = cache.usage()
+            else:
+                spawner.log.info("GPU availability: the node and pod watch is not synced yet; deploy-time profiles")
         groups = [g.name for g in getattr(spawner.user, "groups", [])]
         return apply_availability(static_profiles, usage, groups, list(gpu_groups))
 
+    profile_list.cache = cache
     return profile_list

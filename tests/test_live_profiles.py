@@ -198,3 +198,80 @@ def test_a_class_too_large_to_list_counts_free_gpus_on_its_nodes() -> None:
     busy.append(gpu_pod("h-059", 2))
     profiles = call(ns["make_profile_list"](values["singleuser"]["profileList"], fetch=fetch), values)
     assert not any("h100" in p["slug"] for p in profiles), "every GPU of the class taken: the profile is hidden"
+
+
+def test_availability_never_changes_the_deploy_time_list() -> None:
+    """apply_availability copies only what it edits: the static list must come out as it went in."""
+    values = deployed_values()
+    ns = hub_namespace(values)
+    profiles = values["singleuser"]["profileList"]
+    before = copy.deepcopy(profiles)
+    nodes = copy.deepcopy(SCENARIOS["mixed"]["items"])
+    usage = ns["gpu_usage"](nodes, [gpu_pod("gpu-node-2", 2)])
+    first = ns["apply_availability"](profiles, usage, [], [])
+    second = ns["apply_availability"](profiles, usage, [], [])
+    assert profiles == before
+    assert first == second
+
+
+def _pod(uid: str, node: str | None, gpus: int, phase: str = "Running", cpu: str = "500m") -> dict[str, Any]:
+    limits = {"nvidia.com/gpu": str(gpus)} if gpus else {}
+    return {
+        "metadata": {"uid": uid, "namespace": "x", "name": uid},
+        "spec": {
+            "nodeName": node,
+            "containers": [{"resources": {"requests": {"cpu": cpu, **limits}, "limits": limits}}],
+        },
+        "status": {"phase": phase},
+    }
+
+
+def test_the_cache_keeps_totals_right_through_any_sequence_of_events() -> None:
+    """Incremental totals after adds, moves, phase changes and deletes equal a fresh count of the end state."""
+    import random
+
+    ns = hub_namespace(deployed_values())
+    nodes = copy.deepcopy(SCENARIOS["mixed"]["items"])
+    names = [n["metadata"]["name"] for n in nodes]
+    for seed in range(20):
+        rnd = random.Random(seed)
+        cache = ns["ClusterCache"]()
+        for n in nodes:
+            cache.node_event("ADDED", n)
+        live: dict[str, dict[str, Any]] = {}
+        for _step in range(200):
+            uid = f"p{rnd.randrange(30)}"
+            if uid in live and rnd.random() < 0.3:
+                cache.pod_event("DELETED", live.pop(uid))
+                continue
+            pod = _pod(
+                uid, rnd.choice([*names, None]), rnd.randrange(3), rnd.choice(["Pending", "Running", "Succeeded"])
+            )
+            cache.pod_event("MODIFIED" if uid in live else "ADDED", pod)
+            live[uid] = pod
+        assert cache.usage() == ns["gpu_usage"](nodes, list(live.values())), seed
+
+
+def test_until_the_cache_is_synced_the_deploy_time_list_is_served(caplog: Any) -> None:
+    values = deployed_values()
+    ns = hub_namespace(values)
+    cache = ns["ClusterCache"]()
+    cache.task = "started elsewhere"  # no real watch in this test: events are fed by hand
+    profile_list = ns["make_profile_list"](values["singleuser"]["profileList"], cache=cache)
+    log = logging.getLogger("test-cache")
+    with caplog.at_level(logging.INFO, logger="test-cache"):
+        profiles = call(profile_list, values, log=log)
+    assert "not synced yet" in caplog.text
+    assert [p["display_name"] for p in profiles] == [p["display_name"] for p in values["singleuser"]["profileList"]]
+    for n in SCENARIOS["mixed"]["items"]:
+        cache.node_event("ADDED", n)
+    cache.pod_event("ADDED", _pod("a", "gpu-node-2", 2))
+    cache.synced = {"nodes": True, "pods": True}
+    profiles = call(profile_list, values, log=log)
+    rtx = next(p for p in profiles if "4090" in p["slug"])
+    assert "gpu-node-2" not in rtx["profile_options"]["node"]["choices"], "full node hidden, from the cache"
+
+
+def test_the_hub_uses_the_cache_by_default() -> None:
+    ns = hub_namespace(deployed_values())
+    assert ns["c"].KubeSpawner.profile_list.cache is not None

@@ -254,6 +254,6 @@ def test_prebuilt_images_without_credentials_need_no_pull_secret(prebuilt_config
         assert "imagePullSecrets" not in ds.inputs["spec"]["template"]["spec"]
 
 
-def test_the_hubs_cluster_wide_read_is_list_only(base_config: dict[str, Any]) -> None:
+def test_the_hubs_cluster_wide_read_is_list_and_watch_only(base_config: dict[str, Any]) -> None:
     role = run(copy.deepcopy(base_config)).one("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")
-    assert role.inputs["rules"] == [{"apiGroups": [""], "resources": ["nodes", "pods"], "verbs": ["list"]}]
+    assert role.inputs["rules"] == [{"apiGroups": [""], "resources": ["nodes", "pods"], "verbs": ["list", "watch"]}]
