@@ -1,4 +1,4 @@
-"""The image guard through the REST API of a real JupyterHub 5.5 (127.0.0.1) running the deployed
+"""The image guard and the GPU quota through the REST API of a real JupyterHub 5.5 (127.0.0.1) running the deployed
 hub.extraConfig with KubeSpawner 7.0.0: a spawn request with a foreign image is refused before any pod
 is made, whatever the request holds; an allowed request gets past the guard (the fake API server then
 makes it wait, which is all this test needs to see)."""
@@ -21,13 +21,14 @@ import requests
 from components.config import parse_config
 from components.nodes import parse_nodes
 from components.values import build_values
+from tests import fakeapi
 from tests.cluster.localhub import chp_binary, free_port
 from tests.conftest import BASE_CONFIG, GIVEN_REFS
 from tests.fixtures.nodefactory import SCENARIOS
 
 KUBECONFIG = """apiVersion: v1
 kind: Config
-clusters: [{name: none, cluster: {server: "https://127.0.0.1:%d"}}]
+clusters: [{name: none, cluster: {server: "http://127.0.0.1:%d"}}]
 users: [{name: none, user: {token: none}}]
 contexts: [{name: none, context: {cluster: none, user: none, namespace: jupyterhub}}]
 current-context: none
@@ -45,6 +46,7 @@ c.ConfigurableHTTPProxy.command = [{chp!r}]
 c.JupyterHub.db_url = "sqlite:///" + {workdir!r} + "/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = {workdir!r} + "/cookie_secret"
 c.JupyterHub.cleanup_servers = False
+c.JupyterHub.allow_named_servers = True
 c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 2}}
 c.JupyterHub.authenticator_class = "dummy"
 c.Authenticator.allow_all = True
@@ -71,7 +73,10 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Pa
 
     (workdir / "profiles.json").write_text(json.dumps(values["singleuser"]["profileList"]))
     (workdir / "guards.py").write_text(values["hub"]["extraConfig"]["05-guards"])
-    (workdir / "kubeconfig").write_text(KUBECONFIG % free_port())  # nothing listens there
+    # a fake API server: empty lists, open watches, pods accepted and never running, so a spawn past
+    # the guards stays pending (active), as on a busy cluster
+    api = fakeapi.start()
+    (workdir / "kubeconfig").write_text(KUBECONFIG % api.server_address[1])
     token = secrets.token_hex(16)
     port = free_port()
     (workdir / "jupyterhub_config.py").write_text(
@@ -118,6 +123,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Pa
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # nothing to clean up: no pod was ever made
         proc.wait()
+        api.shutdown()
 
 
 def spawn(hub: tuple[str, str, Path], user: str, options: dict[str, Any]) -> requests.Response:
@@ -155,3 +161,21 @@ def _refusal(log: Path, user: str) -> bool:
     marker = f"Unhandled error starting {user}'s server: "
     lines = [ln for ln in log.read_text().splitlines() if marker in ln]
     return any("failed validation regex" in ln or "is not allowed" in ln for ln in lines)
+
+
+def test_the_gpu_quota_holds_over_the_rest_api(hub: tuple[str, str, Path]) -> None:
+    """Two 1-GPU servers of one user are pending (the fake API server never runs their pods); a third, past
+    the default quota of 2 GPUs, is refused and the hub's log says why."""
+    url, token, log = hub
+    user = f"q{secrets.token_hex(3)}"
+    headers = {"Authorization": f"token {token}"}
+    requests.post(f"{url}users/{user}", headers=headers, timeout=30)
+    for name in ("a", "b"):
+        r = requests.post(f"{url}users/{user}/servers/{name}", headers=headers, json={"profile": "gpu"}, timeout=60)
+        assert r.status_code in (201, 202), r.text
+    r = requests.post(f"{url}users/{user}/servers/c", headers=headers, json={"profile": "gpu"}, timeout=60)
+    assert r.status_code >= 400, r.text
+    text = log.read_text()
+    assert f"Unhandled error starting {user}'s server: you use 2 of your 2 GPUs (servers: a, b)" in text, text[-3000:]
+    r = requests.post(f"{url}users/{user}/servers/d", headers=headers, json={"profile": "cpu"}, timeout=60)
+    assert r.status_code in (201, 202), "CPU servers are not limited by the GPU quota"
