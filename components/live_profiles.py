@@ -111,7 +111,10 @@ class ClusterCache:
     """Nodes and pods as the watch reports them, with each node's requested GPUs, CPU and memory kept up to
     date event by event: a form load reads the totals (one pass over the nodes), never the pods."""
 
-    def __init__(self):
+    def __init__(self, load_config=None):
+        # how the watch reaches the API server: in the hub, the pod's service account; tests pass a
+        # coroutine function that loads a kubeconfig
+        self.load_config = load_config
         self.nodes = {}  # name -> _node_entry
         self.pods = {}  # key -> (node, gpus, cpu, memory): what the pod holds
         self.used = {}  # node -> [gpus dict, cpu, memory]
@@ -188,7 +191,10 @@ class ClusterCache:
         delay = 1.0
         while True:
             try:
-                config.load_incluster_config()
+                if self.load_config is not None:
+                    await self.load_config()
+                else:
+                    config.load_incluster_config()
                 async with client.ApiClient() as api:
                     core = client.CoreV1Api(api)
                     method = core.list_node if kind == "nodes" else core.list_pod_for_all_namespaces
