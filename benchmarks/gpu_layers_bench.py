@@ -28,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.images_bench import base_image, human
 from tests.images import docker_env as de
 
 NAME = "jupyter-ml-gpu"
@@ -43,21 +44,6 @@ MANIFEST_TYPES = ", ".join(
 )
 BUILD_TIMEOUT = 4 * 3600  # several GB of wheels from the package index on a small builder
 PUSH_TIMEOUT = 2 * 3600
-
-
-def base_image() -> str:
-    try:
-        return de.load_env().base_image
-    except KeyError:
-        return "gpu-jupyterhub/debian-bookworm:minbase"
-
-
-def human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
 
 
 @dataclass

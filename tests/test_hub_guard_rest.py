@@ -5,11 +5,8 @@ makes it wait, which is all this test needs to see)."""
 
 from __future__ import annotations
 
-import os
+import json
 import secrets
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +19,7 @@ from components.config import parse_config
 from components.nodes import parse_nodes
 from components.values import build_values
 from tests import fakeapi
-from tests.cluster.localhub import chp_binary, free_port
+from tests.cluster.localhub import chp_binary, free_port, running_hub
 from tests.conftest import BASE_CONFIG, GIVEN_REFS
 from tests.fixtures.nodefactory import SCENARIOS
 
@@ -62,15 +59,12 @@ exec(open({guards!r}).read())
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Path]]:
-    jupyterhub = Path(sys.executable).parent / "jupyterhub"
     workdir = tmp_path_factory.mktemp("guardhub")
     values = build_values(
         parse_config({**BASE_CONFIG, "images": {"build": False, "refs": GIVEN_REFS}}),
         parse_nodes(SCENARIOS["mixed"]),
         GIVEN_REFS,
     )
-    import json
-
     (workdir / "profiles.json").write_text(json.dumps(values["singleuser"]["profileList"]))
     (workdir / "guards.py").write_text(values["hub"]["extraConfig"]["05-guards"])
     # a fake API server: empty lists, open watches, pods accepted and never running, so a spawn past
@@ -79,50 +73,21 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Pa
     (workdir / "kubeconfig").write_text(KUBECONFIG % api.server_address[1])
     token = secrets.token_hex(16)
     port = free_port()
-    (workdir / "jupyterhub_config.py").write_text(
-        CONFIG.format(
-            port=port,
-            hub_port=free_port(),
-            proxy_api_port=free_port(),
-            chp=chp_binary(),
-            workdir=str(workdir),
-            admin_token=token,
-            image=values["singleuser"]["image"]["name"],
-            profiles=str(workdir / "profiles.json"),
-            guards=str(workdir / "guards.py"),
-        )
+    config = CONFIG.format(
+        port=port,
+        hub_port=free_port(),
+        proxy_api_port=free_port(),
+        chp=chp_binary(),
+        workdir=str(workdir),
+        admin_token=token,
+        image=values["singleuser"]["image"]["name"],
+        profiles=str(workdir / "profiles.json"),
+        guards=str(workdir / "guards.py"),
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "GPU_JUPYTERHUB_"))}
-    env["KUBECONFIG"] = str(workdir / "kubeconfig")
-    env["PATH"] = f"{jupyterhub.parent}{os.pathsep}{env.get('PATH', '')}"
-    log = workdir / "hub.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [str(jupyterhub), "-f", str(workdir / "jupyterhub_config.py")],
-            cwd=workdir,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}/hub/api/"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"jupyterhub exited:\n{log.read_text()[-3000:]}", pytrace=False)
-            try:
-                if requests.get(url, timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"jupyterhub not up after 90 s:\n{log.read_text()[-3000:]}", pytrace=False)
-            time.sleep(0.5)
-        yield url, token, log
+        with running_hub(workdir, config, port, {"KUBECONFIG": str(workdir / "kubeconfig")}) as log:
+            yield f"http://127.0.0.1:{port}/hub/api/", token, log
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # nothing to clean up: no pod was ever made
-        proc.wait()
         api.shutdown()
 
 

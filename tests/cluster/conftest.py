@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import requests
-from localhub import HUB_CONFIG, LocalHub, chp_binary, free_port
+from localhub import HUB_CONFIG, LocalHub, chp_binary, free_port, running_hub
 
 TABLES = pytest.StashKey[list[str]]()
 
@@ -38,41 +33,10 @@ def local_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalHub]:
         admin_token=admin_token,
         singleuser=str(singleuser),
     )
-    (workdir / "jupyterhub_config.py").write_text(config)
-    log = workdir / "jupyterhub.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "GPU_JUPYTERHUB_"))}
-    env["PATH"] = f"{bindir}{os.pathsep}{env.get('PATH', '')}"
-    with open(log, "w") as out:
-        hub = subprocess.Popen(
-            [str(jupyterhub), "-f", str(workdir / "jupyterhub_config.py")],
-            cwd=workdir,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            if hub.poll() is not None:
-                pytest.fail(f"jupyterhub exited ({hub.returncode}):\n{log.read_text()[-3000:]}", pytrace=False)
-            try:
-                if requests.get(f"{url}hub/api/", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"jupyterhub not up after 90 s:\n{log.read_text()[-3000:]}", pytrace=False)
-            time.sleep(0.5)
-        yield LocalHub(url, admin_token, log)
+        with running_hub(workdir, config, port) as log:
+            yield LocalHub(f"http://127.0.0.1:{port}/", admin_token, log)
     finally:
-        hub.send_signal(signal.SIGTERM)  # the hub stops its proxy and the servers it spawned
-        try:
-            hub.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(hub.pid, signal.SIGKILL)
-            hub.wait()
         shutil.rmtree(workdir / "homes", ignore_errors=True)
 
 

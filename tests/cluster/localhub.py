@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +73,48 @@ c.Spawner.environment = {{
     "CUDA_VISIBLE_DEVICES": "",
 }}
 """
+
+
+@contextlib.contextmanager
+def running_hub(workdir: Path, config: str, port: int, env: dict[str, str] | None = None) -> Iterator[Path]:
+    """Run ``jupyterhub`` (next to this Python) with ``config`` in ``workdir`` until it answers on ``port``;
+    yield its log file; stop it at the end (SIGTERM: it stops its proxy and servers; then SIGKILL)."""
+    jupyterhub = Path(sys.executable).parent / "jupyterhub"
+    (workdir / "jupyterhub_config.py").write_text(config)
+    run_env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "GPU_JUPYTERHUB_"))}
+    run_env.update(env or {})
+    run_env["PATH"] = f"{jupyterhub.parent}{os.pathsep}{run_env.get('PATH', '')}"
+    log = workdir / "jupyterhub.log"
+    with open(log, "w") as out:
+        hub = subprocess.Popen(
+            [str(jupyterhub), "-f", str(workdir / "jupyterhub_config.py")],
+            cwd=workdir,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=run_env,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if hub.poll() is not None:
+                pytest.fail(f"jupyterhub exited ({hub.returncode}):\n{log.read_text()[-3000:]}", pytrace=False)
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/hub/api/", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"jupyterhub not up after 90 s:\n{log.read_text()[-3000:]}", pytrace=False)
+            time.sleep(0.5)
+        yield log
+    finally:
+        hub.send_signal(signal.SIGTERM)
+        try:
+            hub.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(hub.pid, signal.SIGKILL)
+            hub.wait()
 
 
 def free_port() -> int:
