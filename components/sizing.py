@@ -31,7 +31,7 @@ def nice_floor(value: float) -> float | None:
     """The largest sensible unit not above ``value`` (None below the smallest)."""
     best = None
     for unit in _NICE:
-        if unit <= value + 1e-9:
+        if unit <= value:  # strictly: a size may come out a unit smaller, never a hair larger than the node
             best = unit
         else:
             break
@@ -97,7 +97,7 @@ def typical(budgets: Sequence[Budget]) -> Budget:
 
 
 def fits(size: Size, b: Budget) -> bool:
-    return size.cpu <= b.cpu + 1e-9 and size.memory_gib <= b.memory_gib + 1e-9
+    return size.cpu <= b.cpu and size.memory_gib <= b.memory_gib
 
 
 def fraction_sizes(
