@@ -36,6 +36,8 @@ _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _REGISTRY_HOST = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?$")
 _DIGEST_REF = re.compile(r"^[a-z0-9][a-z0-9._/:-]*@sha256:[a-f0-9]{64}$")
 _REPLICATION = re.compile(r"^[0-2][0-9]{2}$")
+# SeaweedFS treats /buckets/<name> as an S3 bucket and refuses to create one whose name breaks S3's rules.
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _CPU = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 
 
@@ -542,12 +544,32 @@ class StorageConfig(_Model):
     verifyTimeoutSeconds: int = Field(
         180, ge=10, le=3600, description="How long a verification reader waits for other nodes' markers."
     )
+    cacheMetaTtlSec: int | None = Field(
+        10,
+        ge=1,
+        le=3600,
+        description="SeaweedFS mount metadata cache TTL in seconds, set on the PV (static mode): how long a "
+        "node may serve a cached directory listing that missed an update. Saves reach other nodes in well "
+        "under a second either way (docs/troubleshooting.md). null leaves the CSI node plugin's default (60); "
+        "0 is refused because the mount then never expires its cache.",
+    )
 
     @field_validator("replication")
     @classmethod
     def _replication(cls, v: str) -> str:
         if not _REPLICATION.match(v):
             raise ValueError("three digits XYZ with X in 0-2 (e.g. 000, 001, 010)")
+        return v
+
+    @field_validator("path")
+    @classmethod
+    def _bucket(cls, v: str) -> str:
+        parts = v.strip("/").split("/")
+        if parts[0] == "buckets" and len(parts) > 1 and not _BUCKET.match(parts[1]):
+            raise ValueError(
+                f"{parts[1]!r} under /buckets is an S3 bucket name to SeaweedFS: 3-63 characters, lowercase "
+                "letters, digits, '.' and '-', starting and ending with a letter or digit"
+            )
         return v
 
     @model_validator(mode="after")

@@ -73,11 +73,15 @@ def shared_code_mounts(cfg: StackConfig) -> tuple[dict[str, Any], dict[str, Any]
 
 
 def volume_attributes(cfg: StackConfig) -> dict[str, str]:
-    return {
+    """The CSI volume context; the node plugin turns known keys into ``weed mount`` flags (csi_mount.py)."""
+    attrs = {
         "collection": cfg.storage.collection,
         "replication": cfg.storage.replication,
         "path": cfg.storage.path,
     }
+    if cfg.storage.cacheMetaTtlSec is not None:
+        attrs["cacheMetaTtlSec"] = str(cfg.storage.cacheMetaTtlSec)
+    return attrs
 
 
 def persistent_volume(cfg: StackConfig) -> dict[str, Any]:

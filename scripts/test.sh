@@ -2,8 +2,8 @@
 # The whole test suite from a fresh clone: makes .venv, installs what the tests need, starts what they
 # talk to (as root: the Docker engine and a local registry; always: a local configurable-http-proxy for
 # the real JupyterHub the verification client is tested against), builds or reuses the e2e toolchain when Go
-# is installed (the real Pulumi engine, Kubernetes and KWOK: scripts/e2e/setup.sh; the first build takes
-# 15-25 minutes, later runs reuse ~/.cache/gpu-jupyterhub), then runs ruff and pytest.
+# is installed (the real Pulumi engine, Kubernetes, KWOK and SeaweedFS: scripts/e2e/setup.sh; the first build
+# takes 20-35 minutes, later runs reuse ~/.cache/gpu-jupyterhub), then runs ruff and pytest.
 # Extra arguments go to pytest, e.g. scripts/test.sh -k profiles
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +30,18 @@ fi
 if command -v go >/dev/null 2>&1; then
   bash scripts/e2e/setup.sh
   export GPU_JUPYTERHUB_E2E=required  # built: the e2e tier must run, never skip
+  # The storage tier (tests/storage) mounts the real SeaweedFS through FUSE: root and Debian's fuse3.
+  if [[ "$(id -u)" == 0 ]]; then
+    need=()
+    command -v fusermount3 >/dev/null || need+=(fuse3)
+    if ((${#need[@]})); then
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    fi
+    export GPU_JUPYTERHUB_STORAGE=required
+  else
+    echo "test.sh: not root, so the storage tier (FUSE mounts of a real SeaweedFS) skips" >&2
+  fi
 else
   echo "test.sh: Go is not installed, so the e2e tier (tests/e2e) skips; install Go >= 1.26" \
        "and run scripts/e2e/setup.sh to enable it" >&2

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds, or reuses, the e2e toolchain from Go modules: the Pulumi CLI with a Python language host, the
-# Kubernetes provider, etcd, kube-apiserver/controller-manager/scheduler and kubectl, and KWOK.
+# Kubernetes provider, etcd, kube-apiserver/controller-manager/scheduler and kubectl, KWOK, and SeaweedFS's
+# `weed` (the storage tier's real master, volume server, filer, S3 gateway and FUSE mount).
 #
 # Each tool is built into $GPU_JUPYTERHUB_TOOLCHAIN/<tool>-<key>/ where the key hashes its version, its
 # pinned module files (scripts/e2e/modules/<tool>/) and the Go version, so a rebuild happens only when one
@@ -98,6 +99,10 @@ build_kwok() {
     -o "$1/" sigs.k8s.io/kwok/cmd/kwok sigs.k8s.io/kwok/cmd/kwokctl
 }
 
+build_seaweedfs() {
+  go build -trimpath -ldflags "-s -w" -o "$1/weed" github.com/seaweedfs/seaweedfs/weed
+}
+
 total=$SECONDS
 build pulumi "$PULUMI_VERSION" "github.com/pulumi/pulumi/pkg/v3@v$PULUMI_VERSION" build_pulumi
 build k8s-provider "$K8S_PROVIDER_VERSION" \
@@ -105,4 +110,5 @@ build k8s-provider "$K8S_PROVIDER_VERSION" \
 build etcd "$ETCD_VERSION" "go.etcd.io/etcd/server/v3@v$ETCD_VERSION" build_etcd
 build kwok "$KWOK_VERSION" "sigs.k8s.io/kwok@v$KWOK_VERSION" build_kwok
 build kubernetes "$KUBERNETES_VERSION" "k8s.io/kubernetes@v$KUBERNETES_VERSION" build_kubernetes
+build seaweedfs "$SEAWEEDFS_VERSION" "github.com/seaweedfs/seaweedfs@$SEAWEEDFS_MODULE" build_seaweedfs
 echo "setup.sh: toolchain ready in $cache/bin ($((SECONDS - total)) s)"
