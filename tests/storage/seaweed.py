@@ -27,9 +27,9 @@ from typing import Any
 
 from components.csi_mount import MountPlan, NodePlugin, weed_mount_args
 
-TOOLCHAIN_BIN = Path(
-    os.environ.get("GPU_JUPYTERHUB_TOOLCHAIN", Path.home() / ".cache/gpu-jupyterhub/toolchain")
-) / "bin"
+TOOLCHAIN_BIN = (
+    Path(os.environ.get("GPU_JUPYTERHUB_TOOLCHAIN", Path.home() / ".cache/gpu-jupyterhub/toolchain")) / "bin"
+)
 
 
 def weed_binary() -> Path | None:
@@ -175,23 +175,48 @@ class SeaweedFS:
         self.servers = {
             "master": Server(
                 "master",
-                [w, "master", *ip, f"-port={self.ports['master']}", f"-port.grpc={grpc['master']}",
-                 f"-mdir={self.root / 'master'}", "-volumeSizeLimitMB=128", "-telemetry=false",
-                 "-peers=none", "-defaultReplication=000"],
+                [
+                    w,
+                    "master",
+                    *ip,
+                    f"-port={self.ports['master']}",
+                    f"-port.grpc={grpc['master']}",
+                    f"-mdir={self.root / 'master'}",
+                    "-volumeSizeLimitMB=128",
+                    "-telemetry=false",
+                    "-peers=none",
+                    "-defaultReplication=000",
+                ],
                 f"http://127.0.0.1:{self.ports['master']}/cluster/status",
                 logs / "master.log",
             ),
             "volume": Server(
                 "volume",
-                [w, "volume", *ip, f"-port={self.ports['volume']}", f"-port.grpc={grpc['volume']}",
-                 f"-dir={self.root / 'volume'}", "-max=64", f"-master={master}", "-minFreeSpace=1GiB"],
+                [
+                    w,
+                    "volume",
+                    *ip,
+                    f"-port={self.ports['volume']}",
+                    f"-port.grpc={grpc['volume']}",
+                    f"-dir={self.root / 'volume'}",
+                    "-max=64",
+                    f"-master={master}",
+                    "-minFreeSpace=1GiB",
+                ],
                 f"http://127.0.0.1:{self.ports['volume']}/status",
                 logs / "volume.log",
             ),
             "filer": Server(
                 "filer",
-                [w, "filer", *ip, f"-port={self.ports['filer']}", f"-port.grpc={grpc['filer']}",
-                 f"-master={master}", f"-defaultStoreDir={self.root / 'filer'}"],
+                [
+                    w,
+                    "filer",
+                    *ip,
+                    f"-port={self.ports['filer']}",
+                    f"-port.grpc={grpc['filer']}",
+                    f"-master={master}",
+                    f"-defaultStoreDir={self.root / 'filer'}",
+                ],
                 f"http://127.0.0.1:{self.ports['filer']}/",
                 logs / "filer.log",
             ),
@@ -222,8 +247,15 @@ class SeaweedFS:
         )
         self.servers["s3"] = Server(
             "s3",
-            [str(self.weed), "s3", "-ip.bind=127.0.0.1", f"-port={self.ports['s3']}",
-             f"-port.grpc={self._s3_grpc}", f"-filer={self.filer_address}.{self._filer_grpc}", f"-config={cfg}"],
+            [
+                str(self.weed),
+                "s3",
+                "-ip.bind=127.0.0.1",
+                f"-port={self.ports['s3']}",
+                f"-port.grpc={self._s3_grpc}",
+                f"-filer={self.filer_address}.{self._filer_grpc}",
+                f"-config={cfg}",
+            ],
             f"http://127.0.0.1:{self.ports['s3']}/",
             self.root / "logs" / "s3.log",
         )
