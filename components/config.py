@@ -576,6 +576,12 @@ class StorageConfig(_Model):
     def _dyn(self) -> StorageConfig:
         if self.mode == "dynamic" and not self.storageClass:
             raise ValueError("mode dynamic needs storage.storageClass")
+        ttl = 60 if self.cacheMetaTtlSec is None else self.cacheMetaTtlSec
+        if self.verifyTimeoutSeconds <= ttl:
+            raise ValueError(
+                f"storage.verifyTimeoutSeconds ({self.verifyTimeoutSeconds}) must exceed the mounts' metadata TTL "
+                f"(storage.cacheMetaTtlSec, {ttl} s), or a reader may fail on a listing it is allowed to cache"
+            )
         return self
 
 

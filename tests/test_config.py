@@ -54,6 +54,10 @@ def test_typo_wrong_type_and_missing_key_exit_2_naming_all(base_config: dict[str
         ({"storage": {"path": "/buckets/jh"}}, "storage.path: 'jh' under /buckets is an S3 bucket name"),
         ({"storage": {"path": "/buckets/Lab_Notebooks"}}, "storage.path: 'Lab_Notebooks' under /buckets"),
         ({"storage": {"cacheMetaTtlSec": 0}}, "storage.cacheMetaTtlSec: Input should be greater than or equal to 1"),
+        (
+            {"storage": {"cacheMetaTtlSec": 120, "verifyTimeoutSeconds": 90}},
+            "storage.verifyTimeoutSeconds (90) must exceed the mounts' metadata TTL (storage.cacheMetaTtlSec, 120 s)",
+        ),
         ({"storage": {"mode": "dynamic"}}, "mode dynamic needs storage.storageClass"),
         ({"storage": {"mode": "nfs"}}, "storage.mode: Input should be 'static' or 'dynamic'"),
         ({"images": {"build": False}}, "images.build is false, so images.refs needs"),

@@ -117,7 +117,7 @@ def test_verification_jobs_only_go_where_user_pods_can_run() -> None:
 
 def test_verification_scripts_catch_a_node_that_cannot_see_others(tmp_path: Any) -> None:
     """Run the Jobs' own shell scripts against a local directory standing in for the shared volume."""
-    c = cfg(storage={"verifyTimeoutSeconds": 10})
+    c = cfg(storage={"verifyTimeoutSeconds": 10, "cacheMetaTtlSec": 5})
     nodes = verification_nodes(parse_nodes(nodes_json("mixed")), [])
     writers, readers = verification_jobs(c, nodes, "run1", "img", [], None)
 

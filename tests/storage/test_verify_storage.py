@@ -35,7 +35,7 @@ def mounts(seaweed: SeaweedFS) -> Iterator[dict[str, Mount]]:
 
 def jobs(nodes: list[str], run_id: str, timeout: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     raw = copy.deepcopy(BASE_CONFIG)
-    raw["storage"] = {"verifyTimeoutSeconds": timeout}
+    raw["storage"] = {"verifyTimeoutSeconds": timeout, "cacheMetaTtlSec": 5}
     return verification_jobs(parse_config(raw), nodes, run_id, "img@sha256:" + "0" * 64, [], None)
 
 
