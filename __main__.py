@@ -24,7 +24,7 @@ from components.nodes import Inventory
 from components.prepull import PrePuller, PrePullerArgs
 from components.profiles import USER_POD_TOLERATIONS, ProfilePlan, build_profiles
 from components.storage import NotebookStorage, NotebookStorageArgs
-from components.storage_guard import storage_problems
+from components.storage_guard import keep_volume_settings, storage_problems
 from components.storage_spec import (
     persistent_volume,
     persistent_volume_claim,
@@ -59,7 +59,11 @@ def load() -> tuple[StackConfig, ChartSource, Inventory]:
             kubeconfig = cfg.kubeconfig.get_secret_value() if cfg.kubeconfig else None
             inventory = from_cluster(cfg.kubeContext, kubeconfig)
             # would this config replace the protected notebooks volume, or leave it deletable?
-            problems = storage_problems(cfg, storage_objects(cfg.kubeContext, kubeconfig))
+            objects = storage_objects(cfg.kubeContext, kubeconfig)
+            cfg, notes = keep_volume_settings(cfg, objects)
+            for note in notes:
+                pulumi.log.info(note)
+            problems = storage_problems(cfg, objects)
             if problems:
                 raise pulumi.RunError("the notebooks volume:\n" + "\n".join(f"  - {p}" for p in problems))
     except InventoryError as e:

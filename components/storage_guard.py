@@ -36,6 +36,30 @@ def _ours(pv: Mapping[str, Any], namespace: str | None = None) -> bool:
     return ref.get("name") == CLAIM_NAME and (namespace is None or ref.get("namespace") == namespace)
 
 
+def keep_volume_settings(cfg: StackConfig, items: Iterable[Any]) -> tuple[StackConfig, list[str]]:
+    """The config with the existing volume's metadata TTL where the stack does not set one, and notes.
+
+    A PV's volume attributes cannot change in place, so a default that changes between releases (the
+    metadata TTL attribute is newer than some volumes) must not ask to replace a volume full of notebooks.
+    An explicit ``storage.cacheMetaTtlSec`` is left alone; ``storage_problems`` reports a mismatch.
+    """
+    existing = next((pv for pv in _by_kind(items, "PersistentVolume") if _name(pv) == VOLUME_NAME), None)
+    if cfg.storage.mode != "static" or existing is None or "cacheMetaTtlSec" in cfg.storage.model_fields_set:
+        return cfg, []
+    attrs = ((existing.get("spec") or {}).get("csi") or {}).get("volumeAttributes") or {}
+    raw = attrs.get("cacheMetaTtlSec")
+    have = int(raw) if raw is not None and str(raw).isdigit() else None
+    if have == cfg.storage.cacheMetaTtlSec:
+        return cfg, []
+    storage = cfg.storage.model_copy(update={"cacheMetaTtlSec": have})
+    shown = "the CSI node plugin's default" if have is None else f"{have} s"
+    note = (
+        f"storage.cacheMetaTtlSec: the notebooks volume was created with {shown}; kept (a volume's attributes "
+        f"cannot change in place). Set the key explicitly to silence this note."
+    )
+    return cfg.model_copy(update={"storage": storage}), [note]
+
+
 def storage_problems(cfg: StackConfig, items: Iterable[Any]) -> list[str]:
     """What would replace the protected volume or claim, or leave notebooks deletable (empty: all well)."""
     items = list(items)
@@ -67,6 +91,15 @@ def storage_problems(cfg: StackConfig, items: Iterable[Any]) -> list[str]:
                     )
             old_attrs, new_attrs = have.get("volumeAttributes") or {}, want["volumeAttributes"]
             changed = sorted(k for k in set(old_attrs) | set(new_attrs) if old_attrs.get(k) != new_attrs.get(k))
+            if "cacheMetaTtlSec" in changed:
+                changed.remove("cacheMetaTtlSec")
+                old_ttl = old_attrs.get("cacheMetaTtlSec")
+                problems.append(
+                    f"storage.cacheMetaTtlSec: the volume has {old_ttl or 'none (the node plugin default)'}, the "
+                    f"config says {new_attrs.get('cacheMetaTtlSec') or 'none'}; a volume's attributes cannot "
+                    f"change in place: set storage.cacheMetaTtlSec: {old_ttl or 'null'} to keep this volume "
+                    "(the node plugin's own --cacheMetaTtlSec applies to every volume without the attribute)"
+                )
             if changed:
                 detail = ", ".join(f"{k} {old_attrs.get(k)!r} -> {new_attrs.get(k)!r}" for k in changed)
                 problems.append(f"storage ({detail}): these volume attributes cannot change in place. {MIGRATE}")

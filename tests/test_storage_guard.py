@@ -11,7 +11,7 @@ import pulumi
 import pytest
 
 from components.config import parse_config
-from components.storage_guard import storage_problems
+from components.storage_guard import keep_volume_settings, storage_problems
 from components.storage_spec import CLAIM_NAME, VOLUME_NAME, persistent_volume
 from tests.conftest import BASE_CONFIG, GIVEN_REFS
 from tests.program import Run
@@ -65,6 +65,33 @@ def test_changes_that_replace_the_static_volume_are_named() -> None:
     assert p.startswith("storage.driver: the volume has 'seaweedfs-csi-driver', the config says 'other.csi'")
 
 
+def test_a_volume_older_than_the_ttl_attribute_is_kept_not_replaced() -> None:
+    """Volumes created before storage.cacheMetaTtlSec existed have no such attribute: the default adapts."""
+    old = static_pv()
+    del old["spec"]["csi"]["volumeAttributes"]["cacheMetaTtlSec"]
+    kept, [note] = keep_volume_settings(cfg(), [old])
+    assert kept.storage.cacheMetaTtlSec is None and "created with the CSI node plugin's default; kept" in note
+    assert storage_problems(kept, [old]) == []
+    assert persistent_volume(kept) == old | {"kind": "PersistentVolume", "apiVersion": "v1"}
+    # a volume created with another TTL keeps it too
+    other = static_pv(volumeAttributes={**static_pv()["spec"]["csi"]["volumeAttributes"], "cacheMetaTtlSec": "30"})
+    kept, [note] = keep_volume_settings(cfg(), [other])
+    assert kept.storage.cacheMetaTtlSec == 30 and "created with 30 s" in note
+    # same TTL, no volume yet, or dynamic mode: nothing to adapt
+    assert keep_volume_settings(cfg(), [static_pv()])[1] == []
+    assert keep_volume_settings(cfg(), [])[1] == []
+
+
+def test_an_explicit_ttl_that_differs_from_the_volume_is_named_with_the_fix() -> None:
+    old = static_pv()
+    del old["spec"]["csi"]["volumeAttributes"]["cacheMetaTtlSec"]
+    explicit = cfg(cacheMetaTtlSec=20)
+    assert keep_volume_settings(explicit, [old]) == (explicit, [])
+    [p] = storage_problems(explicit, [old])
+    assert p.startswith("storage.cacheMetaTtlSec: the volume has none (the node plugin default), the config says 20")
+    assert "set storage.cacheMetaTtlSec: null to keep this volume" in p
+
+
 def test_a_namespace_or_mode_change_is_named() -> None:
     moved = copy.deepcopy(static_pv())
     moved["spec"]["claimRef"]["namespace"] = "old-hub"
@@ -100,3 +127,11 @@ def test_the_program_stops_before_registering_anything(base_config: dict[str, An
         run(raw, storage_json=listed, record=record)
     assert "the notebooks volume:" in str(err.value) and "'/buckets/elsewhere'" in str(err.value)
     assert [r.type for r in record.resources] == ["pulumi:pulumi:Stack"], "nothing half-deployed"
+
+
+def test_the_program_keeps_an_older_volume_as_it_is(base_config: dict[str, Any]) -> None:
+    old = static_pv()
+    del old["spec"]["csi"]["volumeAttributes"]["cacheMetaTtlSec"]
+    r = run(base_config, storage_json=json.dumps({"kind": "List", "items": [old]}))
+    pv = r.one("kubernetes:core/v1:PersistentVolume").inputs
+    assert pv["spec"]["csi"]["volumeAttributes"] == old["spec"]["csi"]["volumeAttributes"]
