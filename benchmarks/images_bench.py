@@ -41,9 +41,7 @@ def copy_context(dest: Path) -> Path:
     for name in ("images", "notebooks"):
         src = de.REPO / name
         if src.is_dir():
-            shutil.copytree(
-                src, dest / name, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__")
-            )
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
     shutil.copy2(de.REPO / ".dockerignore", dest / ".dockerignore")
     return dest
 
@@ -75,9 +73,7 @@ def timed_build(name: str, tag: str, base: str, context: Path, *extra: str) -> t
         if not m:
             continue
         step_id = line.split(" ", 1)[0]
-        cached = any(later.startswith(step_id + " CACHED") for later in log[i + 1 : i + 4]) or line.endswith(
-            "CACHED"
-        )
+        cached = any(later.startswith(step_id + " CACHED") for later in log[i + 1 : i + 4]) or line.endswith("CACHED")
         if not cached and not m.group(3).startswith(("FROM", "[internal]")):
             ran.append(f"{m.group(1)}/{m.group(2)} {m.group(3)[:70]}")
     return seconds, ran
@@ -132,9 +128,7 @@ def main() -> int:
         print(f"{'image':22} {'size':>10}  layers")
         for n in names:
             size = de.image_size(tags[n])
-            layers = json.loads(
-                de.docker("image", "inspect", "--format", "{{json .RootFS.Layers}}", tags[n]).stdout
-            )
+            layers = json.loads(de.docker("image", "inspect", "--format", "{{json .RootFS.Layers}}", tags[n]).stdout)
             print(f"{n:22} {human(size):>10}  {len(layers)}")
         history = de.docker("history", "--format", "{{.Size}}\t{{.CreatedBy}}", tags[names[0]]).stdout
         print(f"\nlayers of {names[0]} with content, newest first:")
