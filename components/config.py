@@ -585,6 +585,94 @@ class StorageConfig(_Model):
         return self
 
 
+_CRON_FIELD = re.compile(r"^(\*|[0-9]+(-[0-9]+)?)(/[0-9]+)?(,(\*|[0-9]+(-[0-9]+)?)(/[0-9]+)?)*$")
+_S3_TARGET = re.compile(r"^s3:https?://[A-Za-z0-9.-]+(:[0-9]+)?/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._/-]*)?$")
+
+
+def _cron(value: str) -> str:
+    fields = value.split()
+    if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+        raise ValueError("a five-field cron schedule (minute hour day-of-month month day-of-week), e.g. '17 3 * * *'")
+    return value
+
+
+Cron = Annotated[str, AfterValidator(_cron)]
+
+
+class BackupKeepConfig(_Model):
+    last: int = Field(3, ge=0, le=1000, description="Most recent snapshots to keep, whatever their age.")
+    daily: int = Field(7, ge=0, le=3660, description="Daily snapshots to keep.")
+    weekly: int = Field(4, ge=0, le=520, description="Weekly snapshots to keep.")
+    monthly: int = Field(6, ge=0, le=240, description="Monthly snapshots to keep.")
+
+    @model_validator(mode="after")
+    def _some(self) -> BackupKeepConfig:
+        if not (self.last or self.daily or self.weekly or self.monthly):
+            raise ValueError("keep at least one snapshot: last, daily, weekly and monthly cannot all be 0")
+        return self
+
+
+class BackupCredentialsConfig(_Model):
+    accessKey: SecretStr = Field(description="S3 access key of the backup target (secret).")
+    secretKey: SecretStr = Field(description="S3 secret key of the backup target (secret).")
+
+
+class BackupConfig(_Model):
+    enabled: bool = Field(False, description="Scheduled, encrypted restic backups of the notebooks volume.")
+    schedule: Cron = Field("17 3 * * *", description="When the backup runs (cron, the cluster's time zone).")
+    checkSchedule: Cron = Field("47 4 * * 0", description="When `restic check` verifies the repository (cron).")
+    keep: BackupKeepConfig = Field(BackupKeepConfig(), description="Snapshots kept after each backup.")
+    target: str | None = Field(
+        None,
+        description="Where the repository lives: `s3:https://host[:port]/bucket[/prefix]` (any S3-compatible "
+        "store, e.g. a SeaweedFS S3 gateway on another volume or cluster) or `claim:<pvc>` (a claim in the "
+        "namespace).",
+    )
+    credentials: BackupCredentialsConfig | None = Field(None, description="S3 keys; required for an s3: target.")
+    password: SecretStr | None = Field(
+        None, description="Repository encryption password (secret, at least 16 characters); keep a copy off-site."
+    )
+    image: str | None = Field(
+        None, description="Digest-pinned image with restic >= 0.16 and /bin/sh (e.g. through Harbor's proxy cache)."
+    )
+    timeoutSeconds: int = Field(21600, ge=300, le=86400, description="A backup Job running longer fails.")
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if v.startswith("claim:"):
+            _dns_label(v.removeprefix("claim:"))
+            return v
+        if not _S3_TARGET.match(v):
+            raise ValueError(
+                "s3:http(s)://host[:port]/bucket[/prefix] (bucket: 3-63 lower-case letters, digits, '.', '-') "
+                "or claim:<pvc-name>"
+            )
+        return v
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, v: str | None) -> str | None:
+        if v is not None and not _DIGEST_REF.match(v):
+            raise ValueError(f"{v!r} is not digest-pinned (registry/project/name@sha256:<64 hex>)")
+        return v
+
+    @model_validator(mode="after")
+    def _complete(self) -> BackupConfig:
+        if not self.enabled:
+            return self
+        missing = [k for k in ("target", "password", "image") if getattr(self, k) is None]
+        if self.target and self.target.startswith("s3:") and self.credentials is None:
+            missing.append("credentials (accessKey, secretKey)")
+        if missing:
+            raise ValueError("backup.enabled needs backup." + ", backup.".join(missing))
+        if _too_short(self.password, 16):  # type: ignore[arg-type]
+            raise ValueError("backup.password: at least 16 characters (the value is a secret and not shown)")
+        return self
+
+
 class StackConfig(_Model):
     """Every key of the ``gpu-jupyterhub:`` config namespace."""
 
@@ -603,6 +691,7 @@ class StackConfig(_Model):
     registry: RegistryConfig = Field(description="Harbor registry for images and pulls.")
     images: ImagesConfig = Field(ImagesConfig(), description="Image build or given references.")
     storage: StorageConfig = Field(StorageConfig(), description="Notebook storage and local scratch.")
+    backup: BackupConfig = Field(BackupConfig(), description="Backups of the notebooks volume (restic).")
     verifyStorage: bool = Field(False, description="On `pulumi up`, prove every node sees every other node's files.")
 
     @model_validator(mode="after")

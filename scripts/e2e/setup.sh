@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds, or reuses, the e2e toolchain from Go modules: the Pulumi CLI with a Python language host, the
-# Kubernetes provider, etcd, kube-apiserver/controller-manager/scheduler and kubectl, KWOK, and SeaweedFS's
-# `weed` (the storage tier's real master, volume server, filer, S3 gateway and FUSE mount).
+# Kubernetes provider, etcd, kube-apiserver/controller-manager/scheduler and kubectl, KWOK, SeaweedFS's
+# `weed` (the storage tier's real master, volume server, filer, S3 gateway and FUSE mount), and restic (the
+# backup scripts' tool, tested against a local repository and the S3 gateway).
 #
 # Each tool is built into $GPU_JUPYTERHUB_TOOLCHAIN/<tool>-<key>/ where the key hashes its version, its
 # pinned module files (scripts/e2e/modules/<tool>/) and the Go version, so a rebuild happens only when one
@@ -103,6 +104,10 @@ build_seaweedfs() {
   go build -trimpath -ldflags "-s -w" -o "$1/weed" github.com/seaweedfs/seaweedfs/weed
 }
 
+build_restic() {
+  go build -trimpath -ldflags "-s -w" -o "$1/restic" github.com/restic/restic/cmd/restic
+}
+
 total=$SECONDS
 build pulumi "$PULUMI_VERSION" "github.com/pulumi/pulumi/pkg/v3@v$PULUMI_VERSION" build_pulumi
 build k8s-provider "$K8S_PROVIDER_VERSION" \
@@ -111,4 +116,5 @@ build etcd "$ETCD_VERSION" "go.etcd.io/etcd/server/v3@v$ETCD_VERSION" build_etcd
 build kwok "$KWOK_VERSION" "sigs.k8s.io/kwok@v$KWOK_VERSION" build_kwok
 build kubernetes "$KUBERNETES_VERSION" "k8s.io/kubernetes@v$KUBERNETES_VERSION" build_kubernetes
 build seaweedfs "$SEAWEEDFS_VERSION" "github.com/seaweedfs/seaweedfs@$SEAWEEDFS_MODULE" build_seaweedfs
+build restic "$RESTIC_VERSION" "github.com/restic/restic@v$RESTIC_VERSION" build_restic
 echo "setup.sh: toolchain ready in $cache/bin ($((SECONDS - total)) s)"

@@ -1,0 +1,195 @@
+"""Notebook backups as plain Kubernetes objects: restic CronJobs over the notebooks claim, and restore Jobs.
+
+The scripts (``components/backup_scripts``) ship in a ConfigMap, so the image only needs restic and a shell,
+and the tests run the very same files against a real repository. Backup and check pods mount the claim
+read-only, run as uid 1000 with the "restricted" Pod Security profile, and get no service-account token;
+a restore pod mounts it read-write, because it writes a new directory next to the live one.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from components.config import StackConfig
+from components.storage_spec import CLAIM_NAME
+
+SCRIPTS_DIR = Path(__file__).parent / "backup_scripts"
+SCRIPTS = ("backup.sh", "check.sh", "lib.sh", "restore.sh")
+SECRET_NAME = "notebook-backup"
+CONFIGMAP_NAME = "notebook-backup-scripts"
+BACKUP_CRONJOB = "notebook-backup"
+CHECK_CRONJOB = "notebook-backup-check"
+PASSWORD_KEY = "RESTIC_PASSWORD"
+ACCESS_KEY = "AWS_ACCESS_KEY_ID"
+SECRET_KEY = "AWS_SECRET_ACCESS_KEY"
+DATA = "/data"
+REPO_MOUNT = "/repository"
+LABELS = {"app.kubernetes.io/part-of": "gpu-jupyterhub", "app.kubernetes.io/component": "notebook-backup"}
+
+
+def scripts() -> dict[str, str]:
+    """The ConfigMap's data: file name to script text."""
+    return {name: (SCRIPTS_DIR / name).read_text() for name in SCRIPTS}
+
+
+def backup_host(cfg: StackConfig) -> str:
+    """The host name on every snapshot: stable across pods, distinct per namespace sharing a repository."""
+    return f"notebooks-{cfg.namespace}"
+
+
+def repository(cfg: StackConfig) -> str:
+    """``RESTIC_REPOSITORY``: the s3: URL as restic spells it, or the path where the target claim is mounted."""
+    target = cfg.backup.target or ""
+    return f"{REPO_MOUNT}/restic" if target.startswith("claim:") else target
+
+
+def secret_keys(cfg: StackConfig) -> list[str]:
+    """Keys of the backup Secret; the values stay Pulumi secrets (wired in components/backup.py)."""
+    keys = [PASSWORD_KEY]
+    if cfg.backup.credentials is not None and not (cfg.backup.target or "").startswith("claim:"):
+        keys += [ACCESS_KEY, SECRET_KEY]
+    return keys
+
+
+def configmap(cfg: StackConfig) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": CONFIGMAP_NAME, "namespace": cfg.namespace, "labels": LABELS},
+        "data": scripts(),
+    }
+
+
+def _pod_spec(cfg: StackConfig, script: str, env: list[dict[str, Any]], data_writable: bool, data: bool) -> dict:
+    volumes: list[dict[str, Any]] = [
+        {"name": "scripts", "configMap": {"name": CONFIGMAP_NAME, "defaultMode": 0o555}},
+        {"name": "cache", "emptyDir": {"sizeLimit": "10Gi"}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+    ]
+    mounts: list[dict[str, Any]] = [
+        {"name": "scripts", "mountPath": "/scripts", "readOnly": True},
+        {"name": "cache", "mountPath": "/cache"},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    if data:
+        volumes.append(
+            {"name": "notebooks", "persistentVolumeClaim": {"claimName": CLAIM_NAME, "readOnly": not data_writable}}
+        )
+        mounts.append({"name": "notebooks", "mountPath": DATA, "readOnly": not data_writable})
+    target = cfg.backup.target or ""
+    if target.startswith("claim:"):
+        volumes.append({"name": "repository", "persistentVolumeClaim": {"claimName": target.removeprefix("claim:")}})
+        mounts.append({"name": "repository", "mountPath": REPO_MOUNT})
+    secret_env = [
+        {"name": key, "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": key}}} for key in secret_keys(cfg)
+    ]
+    return {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsUser": 1000,
+            "runAsGroup": 100,
+            "fsGroup": 100,
+            "runAsNonRoot": True,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [
+            {
+                "name": "restic",
+                "image": cfg.backup.image,
+                "command": ["/bin/sh", f"/scripts/{script}"],
+                "env": [
+                    {"name": "RESTIC_REPOSITORY", "value": repository(cfg)},
+                    {"name": "RESTIC_CACHE_DIR", "value": "/cache"},
+                    {"name": "HOME", "value": "/cache"},
+                    {"name": "TMPDIR", "value": "/tmp"},
+                    {"name": "DATA", "value": DATA},
+                    {"name": "BACKUP_HOST", "value": backup_host(cfg)},
+                    *secret_env,
+                    *env,
+                ],
+                "resources": {
+                    "requests": {"cpu": "100m", "memory": "256Mi"},
+                    "limits": {"cpu": "2", "memory": "2Gi"},
+                },
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+                "terminationMessagePolicy": "FallbackToLogsOnError",
+                "volumeMounts": mounts,
+            }
+        ],
+        "volumes": volumes,
+    }
+
+
+def _cronjob(cfg: StackConfig, name: str, schedule: str, script: str, env: list[dict[str, Any]], data: bool) -> dict:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": name, "namespace": cfg.namespace, "labels": LABELS},
+        "spec": {
+            "schedule": schedule,
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": 3600,
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 5,
+            "jobTemplate": {
+                "metadata": {"labels": LABELS},
+                "spec": {
+                    # a failure is final and visible (Job Failed, CronJob's lastSuccessfulTime stays behind)
+                    "backoffLimit": 0,
+                    "activeDeadlineSeconds": cfg.backup.timeoutSeconds,
+                    "template": {
+                        "metadata": {"labels": {**LABELS, "gpu-jupyterhub/backup": script.removesuffix(".sh")}},
+                        "spec": _pod_spec(cfg, script, env, data_writable=False, data=data),
+                    },
+                },
+            },
+        },
+    }
+
+
+def backup_cronjobs(cfg: StackConfig) -> list[dict[str, Any]]:
+    """The nightly backup (with retention) and the periodic repository check."""
+    keep = cfg.backup.keep
+    env = [
+        {"name": "KEEP_LAST", "value": str(keep.last)},
+        {"name": "KEEP_DAILY", "value": str(keep.daily)},
+        {"name": "KEEP_WEEKLY", "value": str(keep.weekly)},
+        {"name": "KEEP_MONTHLY", "value": str(keep.monthly)},
+    ]
+    return [
+        _cronjob(cfg, BACKUP_CRONJOB, cfg.backup.schedule, "backup.sh", env, data=True),
+        _cronjob(cfg, CHECK_CRONJOB, cfg.backup.checkSchedule, "check.sh", [], data=False),
+    ]
+
+
+def _label(text: str) -> str:
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:30].strip("-") or "all"
+
+
+def restore_job(cfg: StackConfig, user: str, snapshot: str, now: datetime) -> dict[str, Any]:
+    """A one-off Job restoring ``user``'s directory (``*``: everything) as of ``snapshot`` beside the live one."""
+    env = [{"name": "RESTORE_USER", "value": user}, {"name": "RESTORE_SNAPSHOT", "value": snapshot}]
+    name = f"notebook-restore-{_label(user if user != '*' else 'all')}-{now.strftime('%Y%m%d%H%M%S')}"
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": cfg.namespace, "labels": LABELS},
+        "spec": {
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": cfg.backup.timeoutSeconds,
+            "ttlSecondsAfterFinished": 7 * 24 * 3600,
+            "template": {
+                "metadata": {"labels": {**LABELS, "gpu-jupyterhub/backup": "restore"}},
+                "spec": _pod_spec(cfg, "restore.sh", env, data_writable=True, data=True),
+            },
+        },
+    }
