@@ -29,7 +29,9 @@ def cfg(**patch: Any) -> Any:
 
 
 def test_static_volume_and_claim() -> None:
-    c = cfg(storage={"collection": "notebooks", "replication": "001", "path": "/buckets/nb", "capacity": "2Ti"})
+    c = cfg(
+        storage={"collection": "notebooks", "replication": "001", "path": "/buckets/notebooks-lab", "capacity": "2Ti"}
+    )
     pv, pvc = persistent_volume(c), persistent_volume_claim(c)
     validate(pv)
     validate(pvc)
@@ -38,7 +40,12 @@ def test_static_volume_and_claim() -> None:
     assert pv["spec"]["csi"] == {
         "driver": "seaweedfs-csi-driver",
         "volumeHandle": "jupyterhub-notebooks",
-        "volumeAttributes": {"collection": "notebooks", "replication": "001", "path": "/buckets/nb"},
+        "volumeAttributes": {
+            "collection": "notebooks",
+            "replication": "001",
+            "path": "/buckets/notebooks-lab",
+            "cacheMetaTtlSec": "10",
+        },
     }
     assert "fsType" not in pv["spec"]["csi"]
     assert pv["spec"]["claimRef"] == {"namespace": "jupyterhub", "name": pvc["metadata"]["name"]}
