@@ -14,6 +14,16 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.backup import NotebookBackup, NotebookBackupArgs
+from components.backup_spec import (
+    ACCESS_KEY,
+    PASSWORD_KEY,
+    SECRET_KEY,
+    backup_cronjobs,
+    backup_summary,
+)
+from components.backup_spec import configmap as backup_configmap
+from components.backup_spec import secret_keys as backup_secret_keys
 from components.chart import ChartSource, chart_source
 from components.config import ConfigError, StackConfig, load_pulumi_config
 from components.hub import JupyterHub, JupyterHubArgs
@@ -89,6 +99,24 @@ def _checked_values(cfg: StackConfig, plan: ProfilePlan, refs: dict[str, str]) -
     if warning:
         pulumi.log.warn(warning)
     return values
+
+
+def backup_component(cfg: StackConfig, storage: NotebookStorage, opts: pulumi.ResourceOptions) -> NotebookBackup | None:
+    """The restic CronJobs, when ``backup.enabled``; their Secret holds Pulumi secrets only."""
+    if not cfg.backup.enabled:
+        return None
+    b = cfg.backup
+    values = {PASSWORD_KEY: b.password}
+    if b.credentials is not None:
+        values |= {ACCESS_KEY: b.credentials.accessKey, SECRET_KEY: b.credentials.secretKey}
+    data = {k: pulumi.Output.secret(values[k].get_secret_value()) for k in backup_secret_keys(cfg)}  # type: ignore[union-attr]
+    return NotebookBackup(
+        "backup",
+        NotebookBackupArgs(
+            namespace=cfg.namespace, configmap=backup_configmap(cfg), cronjobs=backup_cronjobs(cfg), secret_data=data
+        ),
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[storage])),
+    )
 
 
 def main() -> None:
@@ -185,6 +213,8 @@ def main() -> None:
         opts=after_ns,
     )
 
+    backup = backup_component(cfg, storage, after_ns)
+
     plan = images.refs.apply(lambda refs: build_profiles(cfg, inventory, refs))
     values = pulumi.Output.all(plan, images.refs).apply(lambda pr: _checked_values(cfg, pr[0], pr[1]))
     hub = JupyterHub(
@@ -211,6 +241,8 @@ def main() -> None:
     pulumi.export("notes", profile_plan.notes)
     pulumi.export("images", images.refs)
     pulumi.export("notebooks_claim", storage.claim_name)
+    if backup is not None:
+        pulumi.export("backup", backup_summary(cfg))
 
 
 main()

@@ -175,9 +175,14 @@ def _label(text: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:30].strip("-") or "all"
 
 
-def restore_job(cfg: StackConfig, user: str, snapshot: str, now: datetime) -> dict[str, Any]:
-    """A one-off Job restoring ``user``'s directory (``*``: everything) as of ``snapshot`` beside the live one."""
-    env = [{"name": "RESTORE_USER", "value": user}, {"name": "RESTORE_SNAPSHOT", "value": snapshot}]
+def restore_job(cfg: StackConfig, user: str, snapshot: str, now: datetime, into_home: bool = False) -> dict[str, Any]:
+    """A one-off Job restoring ``user``'s directory (``*``: everything) as of ``snapshot`` into a new directory
+    beside the live one, or with ``into_home`` inside the user's own folder, where they see it."""
+    env = [
+        {"name": "RESTORE_USER", "value": user},
+        {"name": "RESTORE_SNAPSHOT", "value": snapshot},
+        {"name": "RESTORE_INTO", "value": "home" if into_home else "beside"},
+    ]
     name = f"notebook-restore-{_label(user if user != '*' else 'all')}-{now.strftime('%Y%m%d%H%M%S')}"
     return {
         "apiVersion": "batch/v1",
@@ -192,4 +197,17 @@ def restore_job(cfg: StackConfig, user: str, snapshot: str, now: datetime) -> di
                 "spec": _pod_spec(cfg, "restore.sh", env, data_writable=True, data=True),
             },
         },
+    }
+
+
+def backup_summary(cfg: StackConfig) -> dict[str, str]:
+    """The stack output: where backups go, when, and the commands that show and use them."""
+    ns = cfg.namespace
+    return {
+        "repository": repository(cfg) if not (cfg.backup.target or "").startswith("claim:") else cfg.backup.target,
+        "schedule": cfg.backup.schedule,
+        "check_schedule": cfg.backup.checkSchedule,
+        "last_success": f"kubectl -n {ns} get cronjob {BACKUP_CRONJOB} -o jsonpath='{{.status.lastSuccessfulTime}}'",
+        "run_now": f"kubectl -n {ns} create job --from=cronjob/{BACKUP_CRONJOB} {BACKUP_CRONJOB}-manual",
+        "restore": "python -m components.restore --stack <stack> --user <name> [--snapshot <id>|latest]",
     }

@@ -633,7 +633,7 @@ class BackupConfig(_Model):
         None, description="Repository encryption password (secret, at least 16 characters); keep a copy off-site."
     )
     image: str | None = Field(
-        None, description="Digest-pinned image with restic >= 0.16 and /bin/sh (e.g. through Harbor's proxy cache)."
+        None, description="Digest-pinned image with restic >= 0.17 and /bin/sh (e.g. through Harbor's proxy cache)."
     )
     timeoutSeconds: int = Field(21600, ge=300, le=86400, description="A backup Job running longer fails.")
 

@@ -2,6 +2,7 @@
 # Restores one user's directory ($RESTORE_USER), or the whole volume (RESTORE_USER='*'), as of a snapshot
 # ($RESTORE_SNAPSHOT: an ID or 'latest'), into a NEW directory next to the live one on the notebooks volume:
 #   $DATA/<user>.restored-<snapshot>-<UTC time>   or   $DATA/.restored-<snapshot>-<UTC time>/
+# or, with RESTORE_INTO=home, inside the user's own folder (which they see): $DATA/<user>/restored-<...>
 # It never writes into an existing directory. Prints the directory it created.
 set -u
 : "${DATA:?}" "${RESTIC_REPOSITORY:?}" "${BACKUP_HOST:?}" "${RESTORE_USER:?}"
@@ -26,6 +27,10 @@ if [ "$RESTORE_USER" = '*' ]; then
 else
   source_path=$DATA/$RESTORE_USER
   dest=$DATA/$RESTORE_USER.restored-$id-$stamp
+  if [ "${RESTORE_INTO:-beside}" = home ]; then
+    [ -d "$source_path" ] || fail "$source_path does not exist; restore beside it instead"
+    dest=$source_path/restored-$id-$stamp
+  fi
 fi
 [ -e "$dest" ] && fail "$dest exists; nothing restored"
 mkdir "$dest" || fail "cannot create $dest"

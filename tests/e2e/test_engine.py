@@ -8,11 +8,14 @@ the tests check that the engine deploys what the core decides, not a copy of it.
 
 from __future__ import annotations
 
+import base64
 import json
+import time
 from typing import Any
 
 import pytest
 
+from components.backup_spec import BACKUP_CRONJOB, CHECK_CRONJOB, SECRET_NAME
 from components.config import parse_config
 from components.image_specs import IMAGE_SPECS
 from components.nodes import parse_nodes
@@ -180,6 +183,54 @@ def test_f_storage_verification_jobs_run_to_completion(project: PulumiProject, s
         project.set_config(STACK, "verifyStorage", False)
     project.pulumi("up", "--stack", STACK, "--yes", "--skip-preview")
     assert by_type(project.resources(STACK), "kubernetes:batch/v1:Job") == []
+
+
+def test_f2_backups_are_created_admitted_and_their_secret_stays_secret(
+    project: PulumiProject, stack: dict[str, Any]
+) -> None:
+    """backup.enabled through the real engine: the CronJobs and Secret exist in the API server, a Job made from
+    the CronJob gets its pod past the namespace's "restricted" Pod Security admission, the Secret holds the
+    password and Pulumi's state only its ciphertext; turning backups off removes them again."""
+    password = "e2e-restic-password-5f1c9a"
+    project.set_config(
+        STACK,
+        "backup",
+        {
+            "enabled": True,
+            "target": "s3:http://seaweedfs-s3.storage.svc:8333/notebook-backups/homelab",
+            "image": "harbor.lab.example/proxy/restic/restic@sha256:" + "2" * 64,
+        },
+    )
+    for path, value in (
+        ("backup.password", password),
+        ("backup.credentials.accessKey", "e2e-access"),
+        ("backup.credentials.secretKey", "e2e-secret-key-value"),
+    ):
+        project.pulumi("config", "set", "--stack", STACK, "--secret", "--path", f"gpu-jupyterhub:{path}", value)
+    try:
+        report("up with backups", project.pulumi("up", "--stack", STACK, "--yes", "--skip-preview"))
+        crons = kubectl_json("homelab", "-n", NAMESPACE, "get", "cronjobs")["items"]
+        assert sorted(c["metadata"]["name"] for c in crons) == [BACKUP_CRONJOB, CHECK_CRONJOB]
+        secret = kubectl_json("homelab", "-n", NAMESPACE, "get", "secret", SECRET_NAME)
+        assert base64.b64decode(secret["data"]["RESTIC_PASSWORD"]).decode() == password
+        state = json.dumps(project.resources(STACK))
+        assert password not in state and "e2e-secret-key-value" not in state
+        assert project.outputs(STACK)["backup"]["schedule"] == "17 3 * * *"
+        cluster.kubectl("homelab", "-n", NAMESPACE, "create", "job", "--from=cronjob/" + BACKUP_CRONJOB, "backup-now")
+        pods: list[Any] = []
+        for _ in range(60):
+            pods = kubectl_json("homelab", "-n", NAMESPACE, "get", "pods", "-l", "job-name=backup-now")["items"]
+            if pods:
+                break
+            time.sleep(1)
+        events = kubectl_json("homelab", "-n", NAMESPACE, "get", "events", "--field-selector",
+                              "involvedObject.name=backup-now")["items"]  # fmt: skip
+        assert pods, [e.get("message") for e in events]
+        cluster.kubectl("homelab", "-n", NAMESPACE, "delete", "job", "backup-now", "--wait=false")
+    finally:
+        project.set_config(STACK, "backup", {"enabled": False})
+    report("up with backups off", project.pulumi("up", "--stack", STACK, "--yes", "--skip-preview"))
+    assert kubectl_json("homelab", "-n", NAMESPACE, "get", "cronjobs")["items"] == []
 
 
 def test_h_a_second_stack_reads_its_own_cluster(project: PulumiProject, homelab: str) -> None:

@@ -157,6 +157,11 @@ def backup_change_restore(run: Runner, data: Path, tmp: Path) -> None:
     [dest] = [p for p in data.iterdir() if p.name.startswith(f"alice.restored-{first_id}-")]
     assert same_tree(original / "alice", dest) == []
     assert (data / "alice" / "analysis.ipynb").read_text() == '{"changed": true}', "the live folder is untouched"
+    home = run("restore.sh", RESTORE_USER="alice", RESTORE_SNAPSHOT=first_id, RESTORE_INTO="home")
+    assert home.returncode == 0, home.stderr
+    [inside] = [p for p in (data / "alice").iterdir() if p.name.startswith(f"restored-{first_id}-")]
+    assert same_tree(original / "alice", inside) == []
+    shutil.rmtree(inside)
 
     everything = run("restore.sh", RESTORE_USER="*")  # latest: the second snapshot
     assert everything.returncode == 0, everything.stderr
