@@ -48,4 +48,13 @@ else
 fi
 
 .venv/bin/ruff check .
-.venv/bin/python -m pytest "$@"
+# Coverage (branch) of components/, subprocesses included (the plan command, the program under the real
+# engine, hub-side scripts): a per-file report, and with no pytest arguments the pure core must reach 95 %.
+rm -rf .work/coverage && mkdir -p .work/coverage
+export COVERAGE_FILE="$PWD/.work/coverage/.coverage"
+.venv/bin/python -m pytest --cov --cov-report= "$@"
+.venv/bin/python -m coverage combine -q --keep 2>/dev/null || true
+.venv/bin/python -m coverage report --precision=1
+if [[ $# == 0 ]]; then
+  .venv/bin/python scripts/coverage_gate.py
+fi

@@ -19,6 +19,7 @@ from components.nodes import parse_nodes
 from components.values import build_values
 from tests.conftest import BASE_CONFIG, GIVEN_REFS
 from tests.fixtures.nodefactory import SCENARIOS
+from tests.hubcode import exec_hub_text
 from tests.spawner import make_spawner, pod_for
 
 EVIL = "docker.io/evil/miner:latest"
@@ -40,7 +41,7 @@ def hub_config(values: dict[str, Any]) -> dict[str, Any]:
     c.KubeSpawner.profile_list = copy.deepcopy(values["singleuser"]["profileList"])
     ns: dict[str, Any] = {"c": c, "__name__": "jupyterhub_config"}
     for key in sorted(values["hub"]["extraConfig"]):
-        exec(values["hub"]["extraConfig"][key], ns)
+        exec_hub_text(values["hub"]["extraConfig"][key], ns)
     return {"c": c, **ns}
 
 

@@ -16,6 +16,7 @@ from components.profiles import ANY_NODE
 from components.values import build_values
 from tests.conftest import BASE_CONFIG, GIVEN_REFS
 from tests.fixtures.nodefactory import SCENARIOS
+from tests.hubcode import exec_hub_text
 from tests.spawner import make_spawner, pod_for
 
 
@@ -31,7 +32,7 @@ def hub_namespace(values: dict[str, Any]) -> dict[str, Any]:
     c = Config()  # what jupyterhub_config.py's `c` is
     c.KubeSpawner.profile_list = copy.deepcopy(values["singleuser"]["profileList"])
     ns: dict[str, Any] = {"c": c, "__name__": "jupyterhub_config"}
-    exec(values["hub"]["extraConfig"]["20-live-profiles"], ns)
+    exec_hub_text(values["hub"]["extraConfig"]["20-live-profiles"], ns)
     ns["callable"] = c.KubeSpawner.profile_list
     return ns
 
