@@ -45,7 +45,7 @@ from pathlib import Path
 
 kubeconfig, context, live_profiles, pod_json, kubectl = sys.argv[1:6]
 ns = {"__name__": "live_profiles"}
-exec(Path(live_profiles).read_text(), ns)
+exec(compile(Path(live_profiles).read_text(), live_profiles, "exec"), ns)  # named: coverage counts it
 
 
 def free(usage, node):
