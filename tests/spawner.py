@@ -1,8 +1,8 @@
 """Ask KubeSpawner 7.0.0 (the chart 4.4.0 hub's version) for the pod a profile choice produces.
 
-The chart's hub turns ``singleuser.*`` values into KubeSpawner traits in its jupyterhub_config.py; the
-``configure`` function below applies the same mapping for the keys our values use (checked against
-the chart's file at 4.4.0), so the pod is what a deployed hub would create.
+The spawner is configured by the published chart's own jupyterhub_config.py, run on the ConfigMap and
+Secret the chart renders from our values (tests/hubconfig.py), with every hub.extraConfig entry: the pod is
+what a deployed hub would create, with no hand-written mapping of values to traits.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from typing import Any
 from unittest import mock
 
 import yaml
+
+from tests.hubconfig import configured_spawner_class, hub_config
 
 _KUBECONFIG = """apiVersion: v1
 kind: Config
@@ -38,74 +40,33 @@ def _ensure_kubeconfig() -> None:
 _ensure_kubeconfig()
 
 
-def configure(spawner: Any, values: dict[str, Any]) -> None:
-    """Apply the chart's singleuser.* -> KubeSpawner mapping for the keys our values set."""
-    su = copy.deepcopy(values["singleuser"])
-    image = su["image"]["name"]
-    if su["image"].get("tag"):
-        image = f"{image}:{su['image']['tag']}"
-    spawner.image = image
-    spawner.image_pull_secrets = list(su["image"].get("pullSecrets") or [])
-    spawner.uid = su["uid"]
-    spawner.fs_gid = su["fsGid"]
-    spawner.allow_privilege_escalation = su["allowPrivilegeEscalation"]
-    spawner.cpu_guarantee = su["cpu"]["guarantee"]
-    spawner.cpu_limit = su["cpu"]["limit"]
-    spawner.mem_guarantee = su["memory"]["guarantee"]
-    spawner.mem_limit = su["memory"]["limit"]
-    spawner.environment = dict(su["extraEnv"])
-    spawner.default_url = su["defaultUrl"]
-    # chart default scheduling.userPods.tolerations
-    spawner.tolerations = [
-        {"effect": "NoSchedule", "key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user"},
-        {"effect": "NoSchedule", "key": "hub.jupyter.org_dedicated", "operator": "Equal", "value": "user"},
-    ]
-    storage = su["storage"]
-    assert storage["type"] == "static"
-    volumes: dict[str, Any] = {
-        "home": {"name": "home", "persistentVolumeClaim": {"claimName": storage["static"]["pvcName"]}}
-    }
-    mounts: dict[str, Any] = {
-        "home": {"mountPath": storage["homeMountPath"], "name": "home", "subPath": storage["static"]["subPath"]}
-    }
-    files = su.get("extraFiles") or {}
-    if files:
-        volumes["files"] = {
-            "name": "files",
-            "secret": {"secretName": "singleuser", "items": [{"key": k, "path": k} for k in files]},
-        }
-        for i, (key, details) in enumerate(files.items()):
-            mounts[f"{i}-files"] = {"mountPath": details["mountPath"], "subPath": key, "name": "files"}
-    for v in storage.get("extraVolumes") or []:
-        volumes[v["name"]] = v
-    for i, m in enumerate(storage.get("extraVolumeMounts") or []):
-        mounts[f"{i}-{m['name']}"] = m
-    spawner.volumes = volumes
-    spawner.volume_mounts = mounts
-    spawner.profile_list = su["profileList"]
-    # hub.config passes traitlets straight to the classes (the chart's jupyterhub_config.py does the same)
-    for trait, value in (values["hub"].get("config") or {}).get("KubeSpawner", {}).items():
-        setattr(spawner, trait, copy.deepcopy(value))
+def make_spawner(
+    values: dict[str, Any], username: str = "alice", spawner_class: Any = None, live_profiles: bool = False
+) -> Any:
+    """A mock KubeSpawner configured by the chart's own jupyterhub_config.py from ``values`` (tests/hubconfig.py).
 
-
-def make_spawner(values: dict[str, Any], username: str = "alice", spawner_class: Any = None) -> Any:
+    The class is the one the configured hub uses (our guarded KubeSpawner) unless ``spawner_class`` is given.
+    The profile list is the deploy-time list from the values; ``live_profiles`` keeps the spawn-time callable
+    that hub.extraConfig installs (it asks the cluster for free GPUs; tests/test_live_profiles.py covers it).
+    """
     _ensure_kubeconfig()
     from jupyterhub.objects import Hub, Server
-    from kubespawner import KubeSpawner
 
-    KubeSpawner = spawner_class or KubeSpawner  # the class the hub is configured with
-
+    c = hub_config(values)
+    if not live_profiles:
+        c.KubeSpawner.profile_list = copy.deepcopy(values["singleuser"]["profileList"])
+    cls = spawner_class or configured_spawner_class(c)
     user = mock.Mock()
     user.name = username
     user.escaped_name = username
     user.id = 1
     user.url = f"/user/{username}/"
     user.groups = []
+    user.spawners = {}
     hub = Hub(ip="hub", port=8081)
-    spawner = KubeSpawner(_mock=True, user=user, hub=hub, namespace="jupyterhub")
+    spawner = cls(_mock=True, config=c, user=user, hub=hub)
     spawner.server = Server()
     spawner.api_token = "dummy-token"
-    configure(spawner, values)
     return spawner
 
 

@@ -46,8 +46,10 @@ def hub_config(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def spawn(values: dict[str, Any], options: dict[str, Any], guarded: bool = True) -> dict[str, Any]:
-    cls = hub_config(values)["c"].JupyterHub.spawner_class if guarded else None
-    assert cls is None or cls.__name__ == "GuardedKubeSpawner"
+    from kubespawner import KubeSpawner
+
+    cls = hub_config(values)["c"].JupyterHub.spawner_class if guarded else KubeSpawner
+    assert cls is KubeSpawner or cls.__name__ == "GuardedKubeSpawner"
 
     async def go() -> dict[str, Any]:
         return await pod_for(make_spawner(values, spawner_class=cls), options)

@@ -20,7 +20,10 @@ GPU_KEYS = re.compile(r"^nvidia\.com/(gpu|mig-.+)$")
 
 
 def values_for(scenario: str, **overrides: Any) -> dict[str, Any]:
-    raw = {**BASE_CONFIG, "images": {"build": False, "refs": GIVEN_REFS}, **overrides}
+    # Every offered choice becomes a pod here, so the per-user GPU quota (2 by default; it refuses larger
+    # choices at spawn, tests/test_gpu_quota.py) is off.
+    profiles = {"maxGpusPerUser": 0, **overrides.pop("profiles", {})}
+    raw = {**BASE_CONFIG, "images": {"build": False, "refs": GIVEN_REFS}, "profiles": profiles, **overrides}
     cfg = parse_config(raw)
     return build_values(cfg, parse_nodes(nodes_json(scenario)), GIVEN_REFS)
 

@@ -26,7 +26,8 @@ from tests.fixtures.nodefactory import SCENARIOS, many, node, node_list
 from tests.scheduling import nodes_for
 from tests.spawner import pods
 
-CFG = parse_config({**BASE_CONFIG, "images": {"build": False, "refs": GIVEN_REFS}})
+# every offered choice becomes a pod: the per-user GPU quota (tests/test_gpu_quota.py) is off
+CFG = parse_config({**BASE_CONFIG, "images": {"build": False, "refs": GIVEN_REFS}, "profiles": {"maxGpusPerUser": 0}})
 GPU_IMAGES = {GIVEN_REFS[n] for n in gpu_images(image_specs())}
 GPU_KEYS = ("nvidia.com/gpu", SHARED_GPU_RESOURCE)
 

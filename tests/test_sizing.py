@@ -27,7 +27,8 @@ GIB = 1024**3
 
 
 def config(**sizing: Any) -> Any:
-    profiles = {"sizing": sizing} if sizing else {}
+    # every offered size becomes a pod: the per-user GPU quota (tests/test_gpu_quota.py) is off
+    profiles: dict[str, Any] = {"maxGpusPerUser": 0, **({"sizing": sizing} if sizing else {})}
     return parse_config({**BASE_CONFIG, "images": {"build": False, "refs": GIVEN_REFS}, "profiles": profiles})
 
 
