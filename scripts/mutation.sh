@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Mutation testing of the pure core with mutmut (config in pyproject.toml, [tool.mutmut]): every mutant of
+# config, nodes, profiles, values, storage_spec and live_profiles runs against the fast unit tests that reach
+# it, and the score is printed. Not in CI (it takes hours on 2 cores); run it after changing the core or its
+# tests, and read the survivors with `.work/mutation/venv/bin/mutmut show <name>`.
+# Usage: scripts/mutation.sh [FILE-GLOB ...]   e.g. scripts/mutation.sh 'components.nodes*'
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[[ -x .venv/bin/python ]] || { echo "mutation.sh: run scripts/test.sh once first (it makes .venv)" >&2; exit 1; }
+# mutmut in its own venv that sees the project's .venv (its dependencies would otherwise mix with the suite's)
+venv=.work/mutation/venv
+mkdir -p .work/mutation
+if [[ ! -x $venv/bin/mutmut ]]; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q mutmut==3.8.1
+  site=$(.venv/bin/python -c 'import site; print(site.getsitepackages()[0])')
+  echo "$site" > "$(ls -d "$venv"/lib/python3*/site-packages)/zz-project.pth"
+fi
+start=$SECONDS
+"$venv/bin/mutmut" run --max-children "${MUTATION_JOBS:-2}" "$@" || true
+"$venv/bin/mutmut" results --all true > .work/mutation/results.txt 2>/dev/null || "$venv/bin/mutmut" results > .work/mutation/results.txt
+python3 - .work/mutation/results.txt "$((SECONDS - start))" <<'PY'
+import collections, sys
+counts = collections.Counter(line.rsplit(": ", 1)[1].strip() for line in open(sys.argv[1]) if ": " in line)
+killed = counts["killed"] + counts["timeout"] + counts["segfault"]
+scored = killed + counts["survived"]
+print(f"mutation.sh: {dict(counts)}")
+if scored:
+    print(f"mutation.sh: score {killed}/{scored} = {100 * killed / scored:.1f}% killed ({sys.argv[2]} s); "
+          "survivors: .work/mutation/results.txt")
+PY
