@@ -16,6 +16,10 @@ if [[ ! -x $venv/bin/mutmut ]]; then
   site=$(.venv/bin/python -c 'import site; print(site.getsitepackages()[0])')
   echo "$site" > "$(ls -d "$venv"/lib/python3*/site-packages)/zz-project.pth"
 fi
+# mutmut runs the tests from ./mutants: point them at the z2jh schema and chart beside the checkout
+shared=$(cd .. && pwd)/shared/z2jh
+export GPU_JUPYTERHUB_Z2JH_DIR=${GPU_JUPYTERHUB_Z2JH_DIR:-$shared}
+export GPU_JUPYTERHUB_CHART_DIR=${GPU_JUPYTERHUB_CHART_DIR:-$shared/chart/jupyterhub}
 start=$SECONDS
 "$venv/bin/mutmut" run --max-children "${MUTATION_JOBS:-2}" "$@" || true
 "$venv/bin/mutmut" results --all true > .work/mutation/results.txt 2>/dev/null || "$venv/bin/mutmut" results > .work/mutation/results.txt

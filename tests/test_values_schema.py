@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import copy
 import json
 from pathlib import Path
@@ -19,7 +21,8 @@ from components.values import build_values
 from tests.conftest import BASE_CONFIG, GIVEN_REFS, plan_values
 from tests.fixtures.nodefactory import SCENARIOS, node, node_list
 
-Z2JH = Path(__file__).resolve().parents[2] / "shared" / "z2jh"
+# beside the checkout (CI), or where GPU_JUPYTERHUB_Z2JH_DIR says (scripts/mutation.sh runs from a copy)
+Z2JH = Path(os.environ.get("GPU_JUPYTERHUB_Z2JH_DIR") or Path(__file__).resolve().parents[2] / "shared" / "z2jh")
 SCHEMA = Z2JH / "values.schema.json"
 pytestmark = pytest.mark.skipif(not SCHEMA.exists(), reason=f"z2jh 4.4.0 schema not found at {SCHEMA}")
 
