@@ -108,6 +108,53 @@ def test_verification_jobs_per_schedulable_node() -> None:
         validate(manifest_from_inputs(j.type, j.inputs))
 
 
+def test_verification_pods_are_hardened_bounded_and_named_for_their_node() -> None:
+    """Each field of the check pods that admission, the kubelet or an admin reading `kubectl get jobs` relies on
+    (mutation testing showed none of these was asserted)."""
+    raw = copy.deepcopy(BASE_CONFIG)
+    raw["storage"] = {"verifyTimeoutSeconds": 120}
+    tol = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    writers, readers = verification_jobs(parse_config(raw), ["GPU_Node.1", "cpu-2"], "r1", "img@x", tol, "pull")
+    assert [j["metadata"]["name"] for j in writers + readers] == [
+        "storage-write-gpu-node-1-000-r1", "storage-write-cpu-2-001-r1",
+        "storage-read-gpu-node-1-000-r1", "storage-read-cpu-2-001-r1",
+    ]  # fmt: skip
+    for job in writers + readers:
+        node = job["metadata"]["annotations"]["gpu-jupyterhub/node"]
+        assert job["metadata"]["namespace"] == "jupyterhub"
+        assert job["metadata"]["labels"] == {
+            "app.kubernetes.io/part-of": "gpu-jupyterhub",
+            "gpu-jupyterhub/check": "storage",
+        }
+        spec = job["spec"]
+        assert (spec["backoffLimit"], spec["activeDeadlineSeconds"], spec["ttlSecondsAfterFinished"]) == (0, 720, 3600)
+        assert spec["template"]["metadata"]["labels"] == {"gpu-jupyterhub/check": "storage"}
+        pod = spec["template"]["spec"]
+        assert pod["restartPolicy"] == "Never" and pod["automountServiceAccountToken"] is False
+        assert pod["nodeSelector"] == {"kubernetes.io/hostname": node} and pod["tolerations"] == tol
+        assert pod["imagePullSecrets"] == [{"name": "pull"}]
+        assert pod["securityContext"] == {
+            "runAsUser": 1000, "runAsGroup": 100, "fsGroup": 100, "runAsNonRoot": True,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }  # fmt: skip
+        (c,) = pod["containers"]
+        assert (c["name"], c["image"], c["command"][:2]) == ("check", "img@x", ["/bin/sh", "-c"])
+        assert c["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+        assert c["resources"] == {
+            "requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"cpu": "200m", "memory": "64Mi"}
+        }  # fmt: skip
+        assert c["volumeMounts"] == [{"name": "notebooks", "mountPath": "/data"}]
+        assert pod["volumes"] == [{"name": "notebooks", "persistentVolumeClaim": {"claimName": "jupyterhub-notebooks"}}]
+        env = {e["name"]: e["value"] for e in c["env"]}
+        assert env["NODE_NAME"] == node and env["RUN_ID"] == "r1"
+        if "-read-" in job["metadata"]["name"]:
+            assert env["EXPECTED"] == "GPU_Node.1 cpu-2" and env["TIMEOUT"] == "120"
+        else:
+            assert "EXPECTED" not in env
+    _, [reader, _] = verification_jobs(parse_config(raw), ["a-1", "b"], "r2", "img@x", [], None)
+    assert "imagePullSecrets" not in reader["spec"]["template"]["spec"]
+
+
 def _run_script(script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, text=True, timeout=60)
 
