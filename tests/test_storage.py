@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,8 +13,13 @@ import pytest
 from components.config import ConfigError, parse_config
 from components.nodes import parse_nodes
 from components.storage_spec import (
+    HOME,
+    LOCAL_STATE_DIR,
+    NOTEBOOKS_DIR,
     persistent_volume,
     persistent_volume_claim,
+    server_config,
+    user_environment,
     verification_jobs,
     verification_nodes,
 )
@@ -216,3 +222,31 @@ def test_bad_storage_config_is_a_clear_error(storage: dict[str, Any], key: str) 
     with pytest.raises(ConfigError) as err:
         cfg(storage=storage)
     assert f"gpu-jupyterhub:{key}" in str(err.value)
+
+
+def test_user_environment_is_what_the_notebooks_read_and_keeps_state_local() -> None:
+    """The names are an interface: the example notebooks read them; SQLite-holding dirs stay off the volume."""
+    env = user_environment()
+    assert env["NODE_NAME"] == {"valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}
+    assert (env["GPU_JUPYTERHUB_NOTEBOOKS_DIR"], env["GPU_JUPYTERHUB_SCRATCH_DIR"]) == (
+        NOTEBOOKS_DIR,
+        f"{HOME}/scratch",
+    )
+    root = Path(__file__).resolve().parents[1]
+    readers = {
+        "GPU_JUPYTERHUB_NOTEBOOKS_DIR": root / "notebooks" / "storage_check.ipynb",
+        "GPU_JUPYTERHUB_SCRATCH_DIR": root / "notebooks" / "storage_check.ipynb",
+        "NODE_NAME": root / "tests" / "cluster" / "postdeploy.py",  # the post-deploy probe names the node
+    }
+    for name, reader in readers.items():
+        assert name in reader.read_text(), f"{reader.name} no longer reads {name}"
+    assert env["IPYTHONDIR"] == f"{HOME}/.ipython" and env["JUPYTER_DATA_DIR"] == f"{HOME}/.local/share/jupyter"
+    assert env["JUPYTER_RUNTIME_DIR"] == "/tmp/jupyter-runtime" and env["TMPDIR"] == f"{HOME}/scratch"
+    for key in ("IPYTHONDIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "TMPDIR"):
+        assert not env[key].startswith(NOTEBOOKS_DIR), key
+    assert server_config() == {
+        "BaseFileIdManager": {"db_path": f"{LOCAL_STATE_DIR}/file_id_manager.db"},
+        "SQLiteYStore": {"db_path": f"{LOCAL_STATE_DIR}/ystore.db"},
+        "YDocExtension": {"db_path": f"{LOCAL_STATE_DIR}/ystore.db"},
+    }
+    assert f"{HOME}/.local/state/gpu-jupyterhub" == LOCAL_STATE_DIR
