@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from components.config import StackConfig
-from components.storage_spec import CLAIM_NAME
+from components.storage_spec import CLAIM_NAME, job_pod_security_context
 
 SCRIPTS_DIR = Path(__file__).parent / "backup_scripts"
 SCRIPTS = ("backup.sh", "check.sh", "lib.sh", "restore.sh")
@@ -90,13 +90,7 @@ def _pod_spec(cfg: StackConfig, script: str, env: list[dict[str, Any]], data_wri
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
-        "securityContext": {
-            "runAsUser": 1000,
-            "runAsGroup": 100,
-            "fsGroup": 100,
-            "runAsNonRoot": True,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": job_pod_security_context(),
         "containers": [
             {
                 "name": "restic",

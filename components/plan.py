@@ -29,7 +29,8 @@ class PlanError(Exception):
     """Bad input for the plan command (exit code 2)."""
 
 
-def load_inputs(stack_file: Path, nodes_file: Path | None) -> tuple[StackConfig, Inventory]:
+def read_stack_file(stack_file: Path) -> StackConfig:
+    """The config in a ``Pulumi.<stack>.yaml`` (secrets as placeholders), or a PlanError saying what is wrong."""
     try:
         data = yaml.load(stack_file.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # a SafeLoader
     except OSError as e:
@@ -39,9 +40,13 @@ def load_inputs(stack_file: Path, nodes_file: Path | None) -> tuple[StackConfig,
     except yaml.YAMLError as e:
         raise PlanError(f"stack file {stack_file} is not valid YAML: {e}") from None
     try:
-        cfg = load_stack_file(data or {})
+        return load_stack_file(data or {})
     except ConfigError as e:
         raise PlanError(f"{stack_file}: {e}") from None
+
+
+def load_inputs(stack_file: Path, nodes_file: Path | None) -> tuple[StackConfig, Inventory]:
+    cfg = read_stack_file(stack_file)
     try:
         if nodes_file is not None:
             inventory = from_file(nodes_file, Path.cwd(), source="--nodes")

@@ -24,7 +24,8 @@ from typing import Any
 import yaml
 
 from components.backup_spec import restore_job
-from components.config import ConfigError, StackConfig, load_stack_file
+from components.config import StackConfig
+from components.plan import PlanError, read_stack_file
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,14 +37,8 @@ class RestoreError(Exception):
 def load(stack: str | None, stack_file: Path | None) -> StackConfig:
     path = stack_file or ROOT / f"Pulumi.{stack}.yaml"
     try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as e:
-        raise RestoreError(f"cannot read {path}: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        raise RestoreError(f"{path} is not valid YAML: {e}") from None
-    try:
-        cfg = load_stack_file(data or {})
-    except ConfigError as e:
+        cfg = read_stack_file(path)
+    except PlanError as e:
         raise RestoreError(str(e)) from None
     if not cfg.backup.enabled:
         raise RestoreError(f"{path.name}: backup.enabled is false, so there are no backups to restore from")

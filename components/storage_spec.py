@@ -169,6 +169,18 @@ exit 1
 """
 
 
+def job_pod_security_context() -> dict[str, Any]:
+    """The pod security context of the project's own Jobs on the notebooks volume: the notebook user (uid 1000,
+    group 100, as the files' owner), never root, the runtime's default seccomp profile ("restricted")."""
+    return {
+        "runAsUser": 1000,
+        "runAsGroup": 100,
+        "fsGroup": 100,
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
 def verification_jobs(
     cfg: StackConfig,
     nodes: list[str],
@@ -188,13 +200,7 @@ def verification_jobs(
             "restartPolicy": "Never",
             "nodeSelector": {"kubernetes.io/hostname": node},
             "tolerations": tolerations,
-            "securityContext": {
-                "runAsUser": 1000,
-                "runAsGroup": 100,
-                "fsGroup": 100,
-                "runAsNonRoot": True,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
+            "securityContext": job_pod_security_context(),
             # the check reads and writes files; it has no business with the API server
             "automountServiceAccountToken": False,
             "containers": [

@@ -6,17 +6,15 @@ beside the checkout (CI has it there). Skipped only where neither exists.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.conftest import plan_values
+from tests.hubconfig import CHART_DIR
 from tests.k8s import validate
 
-_SHARED_CHART = Path(__file__).resolve().parents[1] / ".." / "shared" / "z2jh" / "chart" / "jupyterhub"
-CHART_DIR = os.environ.get("GPU_JUPYTERHUB_CHART_DIR") or (str(_SHARED_CHART) if _SHARED_CHART.is_dir() else None)
 pytestmark = pytest.mark.skipif(
     not CHART_DIR, reason="set GPU_JUPYTERHUB_CHART_DIR to an unpacked z2jh 4.4.0 chart to render it"
 )

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ import nbformat
 import requests
 
 from components.storage_spec import LOCAL_STATE_DIR, server_config
-from tests.storage.seaweed import free_port, wait_http
+from tests.storage.seaweed import free_port, stop_process, wait_http
 
 MARGIN_S = 0.5  # JupyterLab's lastModifiedCheckMargin
 
@@ -92,12 +91,7 @@ class JupyterServer:
         wait_http(f"{self.url}/api/status?token={self.token}", timeout, self.proc, self.log)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+        stop_process(self.proc, 15)
 
     # --- the contents REST API, as JupyterLab uses it -------------------------------------------------------
 
