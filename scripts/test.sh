@@ -9,6 +9,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python="${PYTHON:-python3}"
 
+# Disk first: a fresh .venv (torch for the notebook tests) takes ~6.5 GB, image builds and the local
+# registry a few more. Running out mid-install ends in pip's bare "No space left on device".
+need_gb=${GPU_JUPYTERHUB_MIN_FREE_GB:-12}
+free_gb=$(( $(df -Pk . | awk 'NR==2 {print $4}') / 1024 / 1024 ))
+if [[ ! -x .venv/bin/python ]] && (( free_gb < need_gb )); then
+  echo "test.sh: only ${free_gb} GB free on $(df -P . | awk 'NR==2 {print $6}'), a fresh run needs about" \
+       "${need_gb} GB (GPU_JUPYTERHUB_MIN_FREE_GB); free space first, e.g. 'docker builder prune'" >&2
+  exit 1
+fi
+echo "test.sh: ${free_gb} GB free" >&2
+
 [[ -x .venv/bin/python ]] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -r requirements-dev.txt

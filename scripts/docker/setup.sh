@@ -62,6 +62,10 @@ if ! $docker info >/dev/null 2>&1; then
   fi
 fi
 
+# BuildKit's cache grows with every build (the GPU images' layers are GBs): keep it bounded so repeated
+# runs on one machine do not fill the disk. GPU_JUPYTERHUB_BUILD_CACHE: how much to keep (default 8GB).
+$docker builder prune -f --keep-storage "${GPU_JUPYTERHUB_BUILD_CACHE:-8GB}" >/dev/null 2>&1 || true
+
 # 3. base image -------------------------------------------------------------------------
 if ! $docker image inspect "$base_tag" >/dev/null 2>&1; then
   tarball="$state/debian-bookworm-minbase.tar"
@@ -118,9 +122,18 @@ auth:
     path: $state/htpasswd
 EOF
 registry_up() {
-  # 401 without credentials proves it is ours and that it requires a login.
+  # 401 without credentials proves it requires a login.
   [[ "$(curl -s -o /dev/null -w '%{http_code}' "http://$REGISTRY/v2/" || true)" == 401 ]]
 }
+registry_ours() {
+  # 200 with this checkout's credentials: another checkout's registry on the same port would refuse them.
+  [[ "$(curl -s -o /dev/null -w '%{http_code}' -u "$REGISTRY_USER:$REGISTRY_PASSWORD" "http://$REGISTRY/v2/" || true)" == 200 ]]
+}
+if registry_up && ! registry_ours; then
+  log "a registry that refuses this checkout's credentials already listens on $REGISTRY" \
+      "(another checkout's?): stop it (scripts/stop.sh there) or set GPU_JUPYTERHUB_REGISTRY_PORT"
+  exit 1
+fi
 if ! registry_up; then
   log "starting docker-registry on $REGISTRY"
   nohup /usr/bin/docker-registry serve "$state/registry.yml" >"$state/registry.log" 2>&1 &
