@@ -28,7 +28,6 @@ from components.chart import ChartSource, chart_source
 from components.config import ConfigError, StackConfig, load_pulumi_config
 from components.hub import JupyterHub, JupyterHubArgs
 from components.image_builds import ImageBuilds, ImageBuildsArgs, RegistryPullSecret, RegistryPullSecretArgs
-from components.image_specs import image_specs
 from components.inventory import InventoryError, from_cluster, from_file, storage_objects
 from components.nodes import Inventory
 from components.prepull import PrePuller, PrePullerArgs
@@ -171,7 +170,7 @@ def main() -> None:
             images_dir=str(ROOT / "images"),
             context_dir=str(ROOT),
             version=cfg.images.version,
-            specs=image_specs(cfg.images.cuda12),
+            specs=cfg.images.specs(),
         ),
     )
     gpu_tolerations = [dict(t) for t in cfg.profiles.gpuTolerations]
@@ -233,7 +232,7 @@ def main() -> None:
     )
 
     # Names and nodes do not depend on image digests: known in a preview too, unlike the values.
-    profile_plan = build_profiles(cfg, inventory, {s.name: "(pending)" for s in image_specs(cfg.images.cuda12)})
+    profile_plan = build_profiles(cfg, inventory, {s.name: "(pending)" for s in cfg.images.specs()})
     pulumi.export("hub_url", hub.url)
     pulumi.export("profiles", [p["display_name"] for p in profile_plan.profiles])
     pulumi.export("gpu_nodes", profile_plan.gpu_nodes)

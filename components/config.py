@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from components.image_specs import ALL_IMAGE_NAMES, CUDA12, CUDA13, image_specs
+from components.image_specs import ALL_IMAGE_NAMES, CUDA12, CUDA13, ImageSpec, image_specs
 
 NAMESPACE = "gpu-jupyterhub"
 SECRET_PLACEHOLDER = "[secret]"
@@ -493,6 +493,21 @@ class ImagesConfig(_Model):
         f"driver is {CUDA12.min_driver_major}-{CUDA13.min_driver_major - 1}; without it such nodes get no GPU "
         f"profiles (the default images need driver {CUDA13.min_driver_major}+).",
     )
+    jax: bool = Field(
+        True,
+        description="Build and offer `jupyter-jax` (JAX with CUDA) on GPU nodes; false leaves it out of the "
+        "builds, the image pickers and the GPU nodes' pre-pull (several GB per node).",
+    )
+    rapids: bool = Field(
+        True,
+        description="Build and offer `jupyter-rapids` (cuDF, cuML) on GPU nodes; false leaves it out as "
+        "`jax` does.",
+    )
+
+    def specs(self) -> tuple[ImageSpec, ...]:
+        """The images this stack builds (or takes from ``refs``), in FROM-chain order."""
+        without = [name for name, on in (("jupyter-jax", self.jax), ("jupyter-rapids", self.rapids)) if not on]
+        return image_specs(self.cuda12, without)
 
     @field_validator("refs")
     @classmethod
@@ -702,7 +717,7 @@ class StackConfig(_Model):
                 "needed; set the token with: pulumi config set --secret --path 'gpu-jupyterhub:registry.password'"
             )
         if not self.images.build:
-            missing = [s.name for s in image_specs(self.images.cuda12) if s.name not in self.images.refs]
+            missing = [s.name for s in self.images.specs() if s.name not in self.images.refs]
             if missing:
                 raise ValueError(f"images.build is false, so images.refs needs {missing}")
         return self

@@ -1,10 +1,12 @@
 """Build the Jupyter images, push them to Harbor and hand out digest-pinned references.
 
 One ``pulumi_docker.Image`` per image in ``components.image_specs``, in FROM-chain order:
-a derived image gets its parent's ``repo_digest`` as ``BASE_IMAGE``, so a rebuilt base
-rebuilds its children and every reference that reaches the profiles names a digest,
-never a moving tag. With ``build=False`` the component only validates and passes on
-given references (for clusters whose images are built elsewhere).
+a derived image gets its parent's *stack* digest as ``BASE_IMAGE`` (the parent's Dockerfile
+up to its ``stack`` stage, pushed as ``<version>-stack``: everything but the examples), so a
+rebuilt base rebuilds its children, a notebook-only change does not rerun their package
+layers, and every reference that reaches the profiles names a digest, never a moving tag.
+With ``build=False`` the component only validates and passes on given references (for
+clusters whose images are built elsewhere).
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ from components.image_specs import (
     IMAGE_ARCHITECTURES,
     IMAGE_OS,
     IMAGE_SPECS,
+    STACK_TARGET,
     CudaVariant,
     ImageSpec,
     build_order,
     check_digest_refs,
     gpu_images,
+    parents,
     specs_by_name,
 )
 
@@ -103,39 +107,67 @@ class ImageBuilds(pulumi.ComponentResource):
             # the state or the logs in plain text.
             password = pulumi.Output.secret(args.password)
             registry = docker.RegistryArgs(server=args.registry, username=args.username, password=password)
-            context = os.path.abspath(args.context_dir)
+            build = _Builder(self, name, args, registry, os.path.abspath(args.context_dir))
+            with_children = parents(args.specs)
+            stacks: dict[str, docker.Image] = {}
             for image in order:
                 spec = specs[image]
-                parent_image = self.images.get(spec.base) if spec.base else None
-                base_ref: pulumi.Input[str] = parent_image.repo_digest if parent_image is not None else args.base_image
-                built = docker.Image(
-                    f"{name}-{image}",
-                    image_name=f"{repository(args.registry, args.project, image)}:{args.version}",
-                    build=docker.DockerBuildArgs(
-                        context=context,
-                        # The provider wants an absolute path or one relative to the program.
-                        dockerfile=os.path.join(os.path.abspath(args.images_dir), spec.dockerfile_dir, "Dockerfile"),
-                        args={
-                            "BASE_IMAGE": base_ref,
-                            "IMAGE_VERSION": args.version,
-                            "IMAGE_SOURCE": f"{args.source}/images/{spec.dockerfile_dir}",
-                            "LOCK_SUFFIX": spec.lock_suffix,
-                        },
-                        builder_version=docker.BuilderVersion.BUILDER_BUILD_KIT,
-                        platform=args.platform,
-                        network=args.build_network,
-                    ),
-                    registry=registry,
-                    opts=pulumi.ResourceOptions(
-                        parent=self,
-                        depends_on=[parent_image] if parent_image is not None else None,
-                    ),
-                )
+                parent_stack = stacks.get(spec.base) if spec.base else None
+                base_ref: pulumi.Input[str] = parent_stack.repo_digest if parent_stack is not None else args.base_image
+                after = [parent_stack] if parent_stack is not None else []
+                if image in with_children:
+                    stack_tag = f"{args.version}-stack"
+                    stacks[image] = build(f"{image}-stack", spec, stack_tag, base_ref, STACK_TARGET, after)
+                    after = [stacks[image]]  # the final image then builds its stack stage from the cache
+                built = build(image, spec, args.version, base_ref, None, after)
                 self.images[image] = built
                 self.ref_outputs[image] = built.repo_digest
 
         self.refs = pulumi.Output.all(**self.ref_outputs).apply(lambda resolved: dict(resolved))
         self.register_outputs({"refs": self.refs})
+
+
+@dataclass
+class _Builder:
+    """Makes the ``docker.Image`` resources of one ImageBuilds (all children of it)."""
+
+    owner: ImageBuilds
+    prefix: str
+    args: ImageBuildsArgs
+    registry: docker.RegistryArgs
+    context: str
+
+    def __call__(
+        self,
+        resource: str,
+        spec: ImageSpec,
+        tag: str,
+        base_ref: pulumi.Input[str],
+        target: str | None,
+        after: list[docker.Image],
+    ) -> docker.Image:
+        args = self.args
+        return docker.Image(
+            f"{self.prefix}-{resource}",
+            image_name=f"{repository(args.registry, args.project, spec.name)}:{tag}",
+            build=docker.DockerBuildArgs(
+                context=self.context,
+                # The provider wants an absolute path or one relative to the program.
+                dockerfile=os.path.join(os.path.abspath(args.images_dir), spec.dockerfile_dir, "Dockerfile"),
+                args={
+                    "BASE_IMAGE": base_ref,
+                    "IMAGE_VERSION": args.version,
+                    "IMAGE_SOURCE": f"{args.source}/images/{spec.dockerfile_dir}",
+                    "LOCK_SUFFIX": spec.lock_suffix,
+                },
+                builder_version=docker.BuilderVersion.BUILDER_BUILD_KIT,
+                platform=args.platform,
+                network=args.build_network,
+                target=target,
+            ),
+            registry=self.registry,
+            opts=pulumi.ResourceOptions(parent=self.owner, depends_on=list(after) or None),
+        )
 
 
 @dataclass

@@ -113,7 +113,14 @@ IMAGE_SPECS: tuple[ImageSpec, ...] = (
     ImageSpec("jupyter-ml-gpu", None, True, "PyTorch with CUDA", CUDA13),
     ImageSpec("jupyter-fine-tuning", "jupyter-ml-gpu", True, "Unsloth, TRL, PEFT", CUDA13),
     ImageSpec("jupyter-agent-dev", "jupyter-ml-cpu", False, "LangChain, LangGraph, vector stores"),
+    ImageSpec("jupyter-jax", None, True, "JAX with CUDA", CUDA13),
+    ImageSpec("jupyter-rapids", None, True, "RAPIDS GPU dataframes", CUDA13),
 )
+# Images a stack may leave out (stack config images.jax / images.rapids): several GB each on every
+# GPU node's disk, for users that only some labs have.
+OPTIONAL_IMAGES: tuple[str, ...] = ("jupyter-jax", "jupyter-rapids")
+# The stage of a Dockerfile without the examples and labels; derived images build FROM its digest.
+STACK_TARGET = "stack"
 
 
 def variant_specs(variant: CudaVariant, specs: Iterable[ImageSpec] = IMAGE_SPECS) -> tuple[ImageSpec, ...]:
@@ -135,9 +142,26 @@ def variant_specs(variant: CudaVariant, specs: Iterable[ImageSpec] = IMAGE_SPECS
     return tuple(out)
 
 
-def image_specs(cuda12: bool = False) -> tuple[ImageSpec, ...]:
-    """The images a stack builds: the four, plus the CUDA 12 variants when ``images.cuda12`` is on."""
-    return IMAGE_SPECS + (variant_specs(CUDA12) if cuda12 else ())
+def image_specs(cuda12: bool = False, without: Iterable[str] = ()) -> tuple[ImageSpec, ...]:
+    """The images a stack builds: all of IMAGE_SPECS but the optional ones in ``without``, plus their
+    CUDA 12 variants when ``images.cuda12`` is on."""
+    left_out = set(without)
+    unknown = left_out - set(OPTIONAL_IMAGES)
+    if unknown:
+        raise ValueError(f"only optional images can be left out ({', '.join(OPTIONAL_IMAGES)}), not {sorted(unknown)}")
+    kept = tuple(s for s in IMAGE_SPECS if s.name not in left_out)
+    return kept + (variant_specs(CUDA12, kept) if cuda12 else ())
+
+
+def parents(specs: Iterable[ImageSpec]) -> set[str]:
+    """Images that another image in ``specs`` is built FROM: their stack stage is pushed too."""
+    return {s.base for s in specs if s.base is not None}
+
+
+def images_for(variant: CudaVariant, names: Iterable[str], specs: Iterable[ImageSpec] | None = None) -> list[str]:
+    """The GPU images of ``variant`` among ``names`` (those a stack has), in IMAGE_SPECS order."""
+    have = set(names)
+    return [s.name for s in (specs or image_specs(cuda12=True)) if s.cuda == variant and s.name in have]
 
 
 ALL_IMAGE_NAMES: tuple[str, ...] = tuple(s.name for s in image_specs(cuda12=True))

@@ -33,6 +33,7 @@ from components.image_specs import (
     CudaVariant,
     cuda_variants,
     driver_terms,
+    images_for,
     platform_problem,
     variant_for_driver,
     with_platform,
@@ -451,8 +452,7 @@ def build_profiles(cfg: StackConfig, inventory: Inventory, refs: dict[str, str])
         affinities: dict[str, list[dict[str, Any]]] = {}
         titles: dict[str, str] = {}
         for v in offered:
-            for base in ("jupyter-ml-gpu", "jupyter-fine-tuning"):
-                name = base + v.suffix
+            for name in images_for(v, refs):
                 gpu_names.append(name)
                 affinities[name] = terms[v]
                 titles[name] = _variant_title(name, v)
@@ -612,7 +612,7 @@ def _class_profile(
     node_option = _node_option(nodes, product)
     memory = f"{round(gpu.memory_mib / 1024)}gib" if gpu.memory_mib else "unknown-memory"
     slug = _slug(f"gpu {product} {memory} {short} {variant.suffix}")
-    images = [f"jupyter-ml-gpu{variant.suffix}", f"jupyter-fine-tuning{variant.suffix}"]
+    images = images_for(variant, refs)
     if variant != CUDA13:
         kind += f", {variant.title} images"
     return {

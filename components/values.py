@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from components.config import StackConfig
-from components.image_specs import image_specs
 from components.nodes import Inventory
 from components.profiles import ProfilePlan, build_profiles
 from components.storage_spec import SERVER_CONFIG_PATH, server_config, singleuser_storage_values, user_environment
@@ -203,7 +202,7 @@ def image_refs_for_plan(cfg: StackConfig) -> dict[str, str]:
     """References the plan shows before a build: the given digests, or tag references to be pinned."""
     if not cfg.images.build:
         return dict(cfg.images.refs)
-    names = [s.name for s in image_specs(cfg.images.cuda12)]
+    names = [s.name for s in cfg.images.specs()]
     return {n: f"{cfg.registry.host}/{cfg.registry.project}/{n}:{cfg.images.version}" for n in names}
 
 

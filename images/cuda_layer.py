@@ -35,7 +35,9 @@ def cuda_layer(lock_text: str, source: str) -> str:
         m = _ENTRY_START.match(line)
         if m:
             entries.append([line] if in_cuda_layer(m.group(1)) else [])
-        elif entries and entries[-1] and line.startswith(" "):
+        elif entries and entries[-1] and line.startswith(" ") and not line.lstrip().startswith("#"):
+            # pins and hashes only: the lock's "# via" notes change whenever any package starts or stops
+            # depending on torch, and a changed file would rebuild (and make nodes re-pull) GBs of layer
             entries[-1].append(line)
     kept = ["\n".join(e) for e in entries if e]
     if not any(_ENTRY_START.match(e).group(1) == "torch" for e in kept):  # type: ignore[union-attr]

@@ -23,7 +23,7 @@ fi
 if (($#)); then
   images=("$@")
 else
-  images=(common jupyter-ml-cpu jupyter-agent-dev jupyter-ml-gpu jupyter-fine-tuning)
+  images=(common jupyter-ml-cpu jupyter-agent-dev jupyter-ml-gpu jupyter-fine-tuning jupyter-jax jupyter-rapids)
 fi
 for name in "${images[@]}"; do
   for input in "$here/$name"/requirements*.in; do

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from components.image_specs import IMAGE_SPECS  # noqa: E402
 from tests.fixtures.nodefactory import SCENARIOS  # noqa: E402
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
@@ -49,7 +50,7 @@ BASE_CONFIG: dict[str, Any] = {
 
 GIVEN_REFS = {
     name: f"harbor.lab.example/jupyter/{name}@{DIGEST}"
-    for name in ("jupyter-ml-cpu", "jupyter-ml-gpu", "jupyter-fine-tuning", "jupyter-agent-dev")
+    for name in [s.name for s in IMAGE_SPECS]
 }
 
 

@@ -250,7 +250,8 @@ def test_auto_select_offers_each_variant_with_its_own_nodes() -> None:
     plan = build_profiles(config(True), parse_nodes(DRIVERS), REFS)
     auto = next(p for p in plan.profiles if p["slug"] == "gpu")
     choices = auto["profile_options"]["image"]["choices"]
-    assert list(choices) == ["jupyter-ml-gpu", "jupyter-fine-tuning", "jupyter-ml-gpu-cu12", "jupyter-fine-tuning-cu12"]
+    gpu = ["jupyter-ml-gpu", "jupyter-fine-tuning", "jupyter-jax", "jupyter-rapids"]
+    assert list(choices) == gpu + [f"{n}-cu12" for n in gpu]
     assert choices["jupyter-ml-gpu"]["default"]
     assert "CUDA 12, for drivers 525-579" in choices["jupyter-ml-gpu-cu12"]["display_name"]
     tuning = next(p for p in plan.profiles if p["slug"] == "fine-tuning")
@@ -259,7 +260,7 @@ def test_auto_select_offers_each_variant_with_its_own_nodes() -> None:
     old_only = node_list(*(n for n in DRIVERS["items"] if n["metadata"]["name"] in ("gpu-570", "gpu-550")))
     plan = build_profiles(config(True), parse_nodes(old_only), REFS)
     auto = next(p for p in plan.profiles if p["slug"] == "gpu")
-    assert list(auto["profile_options"]["image"]["choices"]) == ["jupyter-ml-gpu-cu12", "jupyter-fine-tuning-cu12"]
+    assert list(auto["profile_options"]["image"]["choices"]) == [f"{n}-cu12" for n in gpu]
     assert auto["kubespawner_override"]["node_affinity_required"] == with_platform(
         driver_terms(CUDA12, cuda_variants(True))
     )
@@ -304,7 +305,12 @@ def test_prepull_puts_each_variant_on_its_nodes() -> None:
 def test_prebuilt_cuda12_needs_the_variant_refs() -> None:
     raw = copy.deepcopy(BASE_CONFIG)
     raw["images"] = {"build": False, "cuda12": True, "refs": {s.name: REFS[s.name] for s in IMAGE_SPECS}}
-    with pytest.raises(ConfigError, match=r"images.refs needs \['jupyter-ml-gpu-cu12', 'jupyter-fine-tuning-cu12'\]"):
+    variants = ["jupyter-ml-gpu-cu12", "jupyter-fine-tuning-cu12", "jupyter-jax-cu12", "jupyter-rapids-cu12"]
+    with pytest.raises(ConfigError, match=re.escape(f"images.refs needs {variants}")):
+        parse_config(raw)
+    # the optional images left out: their variants are not needed either
+    raw["images"].update(jax=False, rapids=False)
+    with pytest.raises(ConfigError, match=re.escape(f"images.refs needs {variants[:2]}")):
         parse_config(raw)
     raw["images"]["cuda12"] = False
     assert parse_config(raw).images.cuda12 is False

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from components.config import parse_config
+from components.image_specs import gpu_images
 from components.nodes import parse_nodes
 from components.profiles import ANY_NODE
 from components.values import build_values
@@ -17,6 +18,7 @@ from tests.spawner import pods
 
 SCENARIOS = ["workstation", "mixed", "mig", "timesliced", "tainted", "unavailable", "nogpu", "unlabelled"]
 GPU_KEYS = re.compile(r"^nvidia\.com/(gpu|mig-.+)$")
+GPU_IMAGES = set(gpu_images())
 
 
 def values_for(scenario: str, **overrides: Any) -> dict[str, Any]:
@@ -58,11 +60,11 @@ def check_pod(pod: dict[str, Any], profile: dict[str, Any], opts: dict[str, Any]
     if limits:
         assert "NVIDIA_VISIBLE_DEVICES" not in e
         assert any(t.get("key") == "nvidia.com/gpu" for t in tolerations), "GPU pods tolerate the GPU taint"
-        assert container["image"] in (GIVEN_REFS["jupyter-ml-gpu"], GIVEN_REFS["jupyter-fine-tuning"])
+        assert container["image"] in [GIVEN_REFS[n] for n in GPU_IMAGES], "a GPU pod runs a GPU image"
     else:
         assert e["NVIDIA_VISIBLE_DEVICES"] == "void"
         assert not any(t.get("key") == "nvidia.com/gpu" for t in tolerations)
-        assert container["image"] in (GIVEN_REFS["jupyter-ml-cpu"], GIVEN_REFS["jupyter-agent-dev"])
+        assert container["image"] in [GIVEN_REFS[n] for n in GIVEN_REFS if n not in GPU_IMAGES], "CPU pod, CPU image"
     selector = spec.get("nodeSelector") or {}
     picked_node = opts.get("node") not in (None, ANY_NODE) or opts.get("sharedCode") == "on"
     assert ("kubernetes.io/hostname" in selector) == picked_node

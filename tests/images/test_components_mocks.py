@@ -98,7 +98,10 @@ def test_images_build_in_from_chain_order_with_parent_digests(mocks: Mocks):
 
     def check(refs: dict[str, str]) -> None:
         images = mocks.of_type("docker:index/image:Image")
-        assert len(images) == len(IMAGE_SPECS)
+        with_children = {s.base for s in IMAGE_SPECS if s.base}
+        assert with_children == {"jupyter-ml-cpu", "jupyter-ml-gpu"}
+        # every image, plus the stack stage of each image that another is built FROM
+        assert len(images) == len(IMAGE_SPECS) + len(with_children)
         by_image = {r.name.removeprefix("images-"): r for r in images}
         names = [r.name.removeprefix("images-") for r in images]
         for spec in IMAGE_SPECS:
@@ -106,11 +109,30 @@ def test_images_build_in_from_chain_order_with_parent_digests(mocks: Mocks):
             assert inputs["imageName"] == f"{REGISTRY}/jupyter/{spec.name}:1.2.3"
             assert inputs["build"]["dockerfile"].endswith(f"images/{spec.name}/Dockerfile")
             assert inputs["build"]["args"]["IMAGE_VERSION"] == "1.2.3"
+            assert "target" not in inputs["build"], "the image users run is the Dockerfile's final stage"
             base = inputs["build"]["args"]["BASE_IMAGE"]
+            if spec.name in with_children:
+                stack = by_image[f"{spec.name}-stack"].inputs
+                assert stack["imageName"] == f"{REGISTRY}/jupyter/{spec.name}:1.2.3-stack"
+                assert stack["build"]["target"] == "stack"
+                assert stack["build"]["args"] == inputs["build"]["args"]
+                assert names.index(f"{spec.name}-stack") < names.index(spec.name)
             if spec.base:
-                # registered after its base, built FROM exactly the base's pushed digest
-                assert names.index(spec.base) < names.index(spec.name)
-                assert base == refs[spec.base]
+                # registered after its base's stack, built FROM exactly that stage's pushed digest (the
+                # base without its examples), never the base users run
+                stack_digest = (
+                    f"{REGISTRY}/jupyter/{spec.base}@sha256:"
+                    + hashlib.sha256(
+                        repr(
+                            (
+                                f"{REGISTRY}/jupyter/{spec.base}:1.2.3-stack",
+                                sorted(by_image[spec.base].inputs["build"]["args"].items()),
+                            )
+                        ).encode()
+                    ).hexdigest()
+                )
+                assert names.index(f"{spec.base}-stack") < names.index(spec.name)
+                assert base == stack_digest != refs[spec.base]
             else:
                 assert base.startswith("harbor.test:8443/proxy/library/debian@sha256:")
         assert set(refs) == set(build_order())
@@ -220,10 +242,11 @@ def test_prepuller_daemonsets_from_build_refs(mocks: Mocks):
             exprs = exprs["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0]
             keys = {e["key"] for e in exprs["matchExpressions"]}
             if r.inputs["metadata"]["name"].endswith("-gpu"):
-                assert pulled == {refs["jupyter-ml-gpu"], refs["jupyter-fine-tuning"]}
+                gpu = ("jupyter-ml-gpu", "jupyter-fine-tuning", "jupyter-jax", "jupyter-rapids")
+                assert pulled == {refs[n] for n in gpu}, "GPU images on GPU nodes only, stack stages on none"
                 assert GPU_NODE_LABEL in keys and pod["tolerations"] == tolerations
             else:
-                assert pulled == {refs["jupyter-ml-cpu"], refs["jupyter-agent-dev"]}
+                assert pulled == {refs["jupyter-ml-cpu"], refs["jupyter-agent-dev"]}, "CPU images everywhere"
                 assert GPU_NODE_LABEL not in keys and "tolerations" not in pod
 
     return pulumi.Output.all(comp.refs, *[ds.urn for ds in puller.daemonsets.values()]).apply(check)

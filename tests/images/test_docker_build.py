@@ -1,6 +1,8 @@
-"""Real builds of jupyter-ml-cpu and jupyter-agent-dev (FROM the first, by digest), pushed
-to a local registry that requires a login, removed locally, pulled back and run with no
-network. Needs the engine and registry of scripts/docker/setup.sh.
+"""Real builds of jupyter-ml-cpu and jupyter-agent-dev (FROM the first's stack stage, by digest),
+pushed to a local registry that requires a login, removed locally, pulled back and run with no
+network: every module each image promises (components.image_imports) is imported inside it.
+Needs the engine and registry of scripts/docker/setup.sh. The GPU images build the same way
+with GPU_JUPYTERHUB_GPU_IMAGES=1 (tests/images/test_gpu_images_build.py).
 
 These tests are never skipped silently: without an engine they fail and say how to get
 one; GPU_JUPYTERHUB_SKIP_DOCKER=1 opts out explicitly (e.g. a laptop without root).
@@ -20,15 +22,12 @@ from pathlib import Path
 
 import pytest
 
+from components import image_imports
+from components.image_specs import STACK_TARGET, specs_by_name
 from tests.images import docker_env as de
 
 pytestmark = pytest.mark.docker
-
-CPU_IMPORTS = (
-    "numpy pandas scipy matplotlib seaborn sklearn plotly transformers datasets mlflow pyarrow "
-    "jupyterlab jupyterhub ipywidgets jupyterlab_git"
-)
-AGENT_IMPORTS = "langchain langchain_community langchain_openai langgraph faiss qdrant_client ddgs tavily"
+NAMES = ("jupyter-ml-cpu", "jupyter-agent-dev")
 
 
 @dataclass(frozen=True)
@@ -36,6 +35,7 @@ class Pushed:
     name: str
     ref: str  # <registry>/<project>/<name>@sha256:...
     version: str
+    base: str  # what it was built FROM
 
 
 @pytest.fixture(scope="module")
@@ -71,16 +71,23 @@ def pushed(env: de.DockerEnv, docker_config: Path) -> Iterator[dict[str, Pushed]
     out: dict[str, Pushed] = {}
     local: list[str] = []
     try:
-        base = env.base_image
-        for name in ("jupyter-ml-cpu", "jupyter-agent-dev"):
+        stacks: dict[str, str] = {}
+        for name in NAMES:
+            spec = specs_by_name()[name]
+            base = stacks[spec.base] if spec.base else env.base_image
             repo = f"{env.registry}/{project}/{name}"
+            if name == "jupyter-ml-cpu":
+                # the stage derived images build FROM (no examples), pushed as ImageBuilds does
+                stack_tag = f"{repo}:{version}-stack"
+                de.build(name, stack_tag, base, version=version, config_dir=docker_config, target=STACK_TARGET)
+                local.append(stack_tag)
+                de.docker("push", stack_tag, config_dir=docker_config)
+                stacks[name] = de.repo_digest(stack_tag, repo)
             tag = f"{repo}:{version}"
             de.build(name, tag, base, version=version, config_dir=docker_config)
             local.append(tag)
             de.docker("push", tag, config_dir=docker_config)
-            ref = de.repo_digest(tag, repo)
-            out[name] = Pushed(name, ref, version)
-            base = ref  # the derived image builds FROM the pushed digest, as ImageBuilds does
+            out[name] = Pushed(name, de.repo_digest(tag, repo), version, base)
         # forget the local copies: what the tests run must come back from the registry
         de.docker("image", "rm", *local, check=False)
         for p in out.values():
@@ -143,14 +150,32 @@ def test_examples_are_the_repository_notebooks(pushed: dict[str, Pushed], name: 
     assert "README.md" in listed
 
 
-def test_cpu_packages_import(pushed: dict[str, Pushed]) -> None:
-    code = f"import {', '.join(CPU_IMPORTS.split())}; print('ok')"
-    assert de.run_offline(pushed["jupyter-ml-cpu"].ref, "python", "-c", code).strip().endswith("ok")
+@pytest.mark.parametrize("name", NAMES)
+def test_every_promised_module_imports_offline(pushed: dict[str, Pushed], name: str) -> None:
+    """The smoke test: each module the image promises (its base's too) imports with no network."""
+    modules = image_imports.promised(specs_by_name()[name])
+    proc = de.docker(
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        pushed[name].ref,
+        "python",
+        "-c",
+        image_imports.smoke_script(modules),
+        check=False,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert proc.stdout.count("\nok ") + proc.stdout.startswith("ok ") == len(modules), proc.stdout
 
 
-def test_agent_packages_import_on_top_of_cpu(pushed: dict[str, Pushed]) -> None:
-    code = f"import {', '.join((CPU_IMPORTS + ' ' + AGENT_IMPORTS).split())}; print('ok')"
-    assert de.run_offline(pushed["jupyter-agent-dev"].ref, "python", "-c", code).strip().endswith("ok")
+@pytest.mark.parametrize("name", NAMES)
+def test_jupyterlab_has_the_language_server_extension(pushed: dict[str, Pushed], name: str) -> None:
+    listed = de.run_offline(pushed[name].ref, "sh", "-c", "jupyter labextension list 2>&1")
+    assert re.search(r"@jupyter-lsp/jupyterlab-lsp\S* v\S+ enabled OK", listed), listed
+    servers = de.run_offline(pushed[name].ref, "sh", "-c", "jupyter server extension list 2>&1")
+    assert re.search(r"jupyter_lsp \S*\s*enabled|jupyter_lsp enabled", servers), servers
 
 
 @pytest.mark.parametrize("name", ["jupyter-ml-cpu", "jupyter-agent-dev"])
@@ -170,11 +195,52 @@ def test_labels(pushed: dict[str, Pushed], name: str) -> None:
     assert labels.get("io.gpu-jupyterhub.jupyter-compatible") == "true"
 
 
-def test_derived_image_builds_on_pushed_base(pushed: dict[str, Pushed]) -> None:
-    """agent-dev's layers start with all of jupyter-ml-cpu's: it was built FROM that digest."""
+def layers(ref: str) -> list[str]:
+    return json.loads(de.docker("image", "inspect", "--format", "{{json .RootFS.Layers}}", ref).stdout)
 
-    def layers(ref: str) -> list[str]:
-        return json.loads(de.docker("image", "inspect", "--format", "{{json .RootFS.Layers}}", ref).stdout)
 
-    base, derived = layers(pushed["jupyter-ml-cpu"].ref), layers(pushed["jupyter-agent-dev"].ref)
-    assert derived[: len(base)] == base and len(derived) > len(base)
+def test_derived_image_builds_on_the_pushed_stack_stage(pushed: dict[str, Pushed]) -> None:
+    """agent-dev's layers start with all of jupyter-ml-cpu's but its examples layer: it was built FROM
+    the stack stage's digest, which is jupyter-ml-cpu without the examples."""
+    cpu, agent = pushed["jupyter-ml-cpu"], pushed["jupyter-agent-dev"]
+    assert agent.base.startswith(cpu.ref.split("@")[0] + "@sha256:") and agent.base != cpu.ref
+    base, derived = layers(cpu.ref), layers(agent.ref)
+    assert derived[: len(base) - 1] == base[:-1], "all but the base's examples layer are shared"
+    assert derived[len(base) - 1] != base[-1] and len(derived) == len(base) + 1  # + its pip layer
+
+
+def test_a_notebook_change_reruns_no_package_layer(
+    pushed: dict[str, Pushed], env: de.DockerEnv, docker_config: Path, tmp_path: Path
+) -> None:
+    """After a notebook-only change, jupyter-ml-cpu's stack stage is the same image (so the digest
+    jupyter-agent-dev builds FROM does not move), and each image reruns only its examples COPY."""
+    context = de.copy_context(tmp_path)
+    cpu, agent = pushed["jupyter-ml-cpu"], pushed["jupyter-agent-dev"]
+    version = cpu.version
+    before = f"gpu-jupyterhub-test/stack-before:{version}"
+    after = f"gpu-jupyterhub-test/stack-after:{version}"
+    tags = [before, after, "gpu-jupyterhub-test/cpu-after:x", "gpu-jupyterhub-test/agent-after:x"]
+    try:
+        de.build("jupyter-ml-cpu", before, env.base_image, version=version, context=context, target=STACK_TARGET)
+        de.change_a_notebook(context)
+        rebuilt = de.build(
+            "jupyter-ml-cpu", after, env.base_image, version=version, context=context, target=STACK_TARGET
+        )
+        assert de.steps_run(rebuilt.stderr) == [], "the stack stage has no examples: nothing to rerun"
+
+        def image_id(ref: str) -> str:
+            return de.docker("image", "inspect", "--format", "{{.Id}}", ref).stdout.strip()
+
+        assert image_id(before) == image_id(after), "same stack image: the children's BASE_IMAGE stays put"
+        final = de.build("jupyter-ml-cpu", tags[2], env.base_image, version=version, context=context)
+        ran = de.steps_run(final.stderr)
+        assert len(ran) == 1 and "COPY" in ran[0] and "examples" in ran[0], ran
+        derived = de.build(
+            "jupyter-agent-dev", tags[3], agent.base, version=version, context=context, config_dir=docker_config
+        )
+        ran = de.steps_run(derived.stderr)
+        assert len(ran) == 1 and "COPY" in ran[0] and "examples" in ran[0], f"the pip layer reran: {ran}"
+        listed = de.run_offline(tags[3], "ls", "/home/jovyan/examples")
+        assert set((context / "notebooks").glob("*.ipynb")) and "README.md" in listed
+    finally:
+        de.docker("image", "rm", *tags, check=False)

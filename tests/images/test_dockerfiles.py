@@ -14,6 +14,7 @@ from components.image_specs import IMAGE_SPECS, specs_by_name
 from tests.images.docker_env import IMAGES, REPO
 
 NAMES = [s.name for s in IMAGE_SPECS]
+ROOTS = [s.name for s in IMAGE_SPECS if s.base is None]
 LABEL_KEYS = [
     "org.opencontainers.image.title",
     "org.opencontainers.image.description",
@@ -69,7 +70,9 @@ def test_every_hadolint_exception_has_a_reason(name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_dockerfile_conventions(name: str) -> None:
     text = dockerfile(name)
-    assert re.search(r"^ARG BASE_IMAGE=\S+\nFROM \$\{BASE_IMAGE\}$", text, re.M), "BASE_IMAGE must feed FROM"
+    assert re.search(r"^ARG BASE_IMAGE=\S+\n(#[^\n]*\n)*FROM \$\{BASE_IMAGE\} AS stack$", text, re.M), (
+        "BASE_IMAGE must feed FROM, as the stage named stack"
+    )
     assert 'SHELL ["/bin/bash", "-o", "pipefail", "-c"]' in text
     assert not re.match(r"#\s*syntax\s*=", text, re.I), "a syntax directive pulls a frontend image"
     for key in LABEL_KEYS:
@@ -85,7 +88,21 @@ def test_dockerfile_conventions(name: str) -> None:
     assert "USER 1000:100" in text
 
 
-@pytest.mark.parametrize("name", ["jupyter-ml-cpu", "jupyter-ml-gpu"])
+@pytest.mark.parametrize("name", NAMES)
+def test_examples_and_labels_are_a_final_stage_on_the_stack(name: str) -> None:
+    """Derived images build FROM a parent's stack stage (no examples): every install is in that
+    stage, and the final one adds only the examples and labels, so a notebook-only change
+    rebuilds no package layer of any image."""
+    text = dockerfile(name)
+    froms = re.findall(r"^FROM .*$", text, re.M)
+    assert froms[-1] == "FROM stack" and len(froms) == 2, froms
+    final = text[text.index("\nFROM stack\n") :]
+    assert "notebooks* /home/jovyan/examples/" in final
+    assert not re.search(r"^(RUN|ENV|USER|WORKDIR|ENTRYPOINT|CMD)\b", final, re.M), "only COPY, ARG and LABEL here"
+    assert final.index("COPY ") < final.index("LABEL ")
+
+
+@pytest.mark.parametrize("name", ROOTS)
 def test_root_images_set_up_user_home_and_examples(name: str) -> None:
     text = dockerfile(name)
     assert "--uid 1000 --gid 100" in text
@@ -98,8 +115,8 @@ def test_root_images_set_up_user_home_and_examples(name: str) -> None:
 
 
 def test_shared_block_identical_in_root_images() -> None:
-    """jupyter-ml-cpu and jupyter-ml-gpu share their first layers (BuildKit cache and
-    registry blobs); that only holds while the block is byte-identical."""
+    """The root images share their first layers (BuildKit cache and registry blobs); that
+    only holds while the block is byte-identical."""
 
     def block(name: str) -> str:
         text = dockerfile(name)
@@ -107,7 +124,9 @@ def test_shared_block_identical_in_root_images() -> None:
         start = text.index("\n", start)
         return text[start : text.index("# ---- end of the shared block ----")]
 
-    assert block("jupyter-ml-cpu") == block("jupyter-ml-gpu")
+    assert len(ROOTS) >= 2
+    for name in ROOTS[1:]:
+        assert block(name) == block(ROOTS[0]), name
 
 
 def test_dockerignore_keeps_context_small() -> None:

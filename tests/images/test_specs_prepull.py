@@ -65,7 +65,7 @@ def test_specs_match_dockerfiles() -> None:
             assert default_base.group(1).startswith("debian:bookworm")
         flag = re.search(r'io\.gpu-jupyterhub\.gpu-required="(true|false)"', text)
         assert flag and (flag.group(1) == "true") == spec.gpu_required, spec.name
-    assert set(gpu_images()) == {"jupyter-ml-gpu", "jupyter-fine-tuning"}
+    assert set(gpu_images()) == {"jupyter-ml-gpu", "jupyter-fine-tuning", "jupyter-jax", "jupyter-rapids"}
 
 
 def test_digest_refs_are_required() -> None:
@@ -109,7 +109,8 @@ def test_prepull_groups_and_affinity() -> None:
         return {c["image"] for c in ds["spec"]["template"]["spec"]["initContainers"]}
 
     assert pulled(groups["cpu"]) == {REFS["jupyter-ml-cpu"], REFS["jupyter-agent-dev"]}
-    assert pulled(groups["gpu"]) == {REFS["jupyter-ml-gpu"], REFS["jupyter-fine-tuning"]}
+    gpu_names = ("jupyter-ml-gpu", "jupyter-fine-tuning", "jupyter-jax", "jupyter-rapids")
+    assert pulled(groups["gpu"]) == {REFS[n] for n in gpu_names}
 
     cpu_terms, gpu_terms = _required_terms(groups["cpu"]), _required_terms(groups["gpu"])
     gpu_expr = {"key": GPU_NODE_LABEL, "operator": "In", "values": ["true"]}
