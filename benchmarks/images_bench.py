@@ -33,6 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from components import image_imports
 from components.image_specs import IMAGE_SPECS, STACK_TARGET, ImageSpec, build_order, parents, specs_by_name
 from tests.images import docker_env as de
 
@@ -49,6 +50,8 @@ class Row:
     compressed: int = 0
     layers: int = 0
     pull_s: float = 0.0
+    smoke_s: float = 0.0
+    smoke: str = ""
 
 
 def free_port() -> int:
@@ -152,6 +155,47 @@ def timed_build(spec: ImageSpec, tag: str, base: str, context: Path, *extra: str
     return time.monotonic() - start, de.steps_run(proc.stderr)
 
 
+def smoke(spec: ImageSpec, tag: str) -> tuple[float, str]:
+    """The smoke test of tests/images/test_docker_build.py on any image (GPU ones too, on CPU): every
+    promised module imported offline, plus the single-user server's and JupyterLab's versions."""
+    modules = image_imports.promised(spec)
+    start = time.monotonic()
+    proc = de.docker(
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        tag,
+        "python",
+        "-c",
+        image_imports.smoke_script(modules),
+        check=False,
+        timeout=1800,
+    )
+    if proc.returncode == 0:
+        versions = de.docker(
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            tag,
+            "sh",
+            "-c",
+            "jupyterhub-singleuser --version && jupyter lab --version",
+            check=False,
+        )
+        proc = subprocess.CompletedProcess(
+            proc.args, versions.returncode, proc.stdout + versions.stdout, versions.stderr
+        )
+    seconds = time.monotonic() - start
+    if proc.returncode != 0:
+        failed = [ln for ln in proc.stdout.splitlines() if ln.startswith("FAIL")]
+        return seconds, f"FAILED {failed or proc.stderr[-500:]}"
+    found = sum(1 for ln in proc.stdout.splitlines() if ln.startswith("ok ") and "found" in ln)
+    versions = proc.stdout.strip().splitlines()[-2:]
+    return seconds, f"{len(modules)} modules ok ({found} GPU-only found, not imported), versions {versions}"
+
+
 def human(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1000:
@@ -209,6 +253,8 @@ def bench_family(members: list[str], registry: str, puller: list[str], context: 
             print(f"  {phase:14} {n:26} {spent:8.1f} s  steps run: {ran if phase != 'cold' else len(ran)}", flush=True)
     for n in members:
         row = rows[n]
+        row.smoke_s, row.smoke = smoke(specs[n], tags[n])
+        print(f"  smoke {n}: {row.smoke} in {row.smoke_s:.1f} s", flush=True)
         row.size = de.image_size(tags[n])
         for tag in ([stacks[n]] if n in stacks else []) + [tags[n]]:
             de.docker("push", tag, timeout=3600)
@@ -261,16 +307,29 @@ def main() -> int:
         f"\nimages_bench, {started}, {de.docker('version', '--format', '{{.Server.Version}}').stdout.strip()} "
         f"engine, pip cache {'cold' if args.cold_pip else 'as found'}"
     )
-    head = ("image", "cold build", "no-op", "notebook-only", "size", "pushed", "pull (empty node)", "1 Gb/s link")
+    head = (
+        "image",
+        "cold build",
+        "no-op",
+        "notebook-only",
+        "size",
+        "pushed",
+        "pull (empty node)",
+        "1 Gb/s link",
+        "smoke test",
+    )
     print("| " + " | ".join(head) + " |\n|" + " --- |" * len(head))
     for r in rows:
         link = r.compressed / LINK_BYTES_PER_S
         print(
             f"| `{r.name}` | {r.times['cold']:.0f} s | {r.times['no-op']:.1f} s | {r.times['notebook-only']:.1f} s | "
             f"{human(r.size)} | {human(r.compressed)} | {r.pull_s:.0f} s | {link:.0f} s "
-            f"({'within' if link <= PULL_TARGET_S else 'over'} {PULL_TARGET_S} s) |"
+            f"({'within' if link <= PULL_TARGET_S else 'over'} {PULL_TARGET_S} s) | "
+            f"{r.smoke_s:.0f} s{'' if not r.smoke.startswith('FAILED') else ' FAILED'} |"
         )
     for r in rows:
+        if r.smoke.startswith("FAILED"):
+            print(f"smoke test of {r.name}: {r.smoke}")
         extra = [s for s in r.ran.get("notebook-only", []) if "examples" not in s]
         if extra:
             print(f"note: {r.name}'s notebook-only rebuild ran more than the examples copy: {extra}")

@@ -1,8 +1,8 @@
 """Real builds of jupyter-ml-cpu and jupyter-agent-dev (FROM the first's stack stage, by digest),
 pushed to a local registry that requires a login, removed locally, pulled back and run with no
 network: every module each image promises (components.image_imports) is imported inside it.
-Needs the engine and registry of scripts/docker/setup.sh. The GPU images build the same way
-with GPU_JUPYTERHUB_GPU_IMAGES=1 (tests/images/test_gpu_images_build.py).
+Needs the engine and registry of scripts/docker/setup.sh. The GPU images (GBs each) get the
+same smoke test from `python benchmarks/images_bench.py --images all`.
 
 These tests are never skipped silently: without an engine they fail and say how to get
 one; GPU_JUPYTERHUB_SKIP_DOCKER=1 opts out explicitly (e.g. a laptop without root).
@@ -172,9 +172,10 @@ def test_every_promised_module_imports_offline(pushed: dict[str, Pushed], name: 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_jupyterlab_has_the_language_server_extension(pushed: dict[str, Pushed], name: str) -> None:
-    listed = de.run_offline(pushed[name].ref, "sh", "-c", "jupyter labextension list 2>&1")
+    ansi = re.compile(r"\x1b\[[0-9;]*m")  # the list is coloured even without a terminal
+    listed = ansi.sub("", de.run_offline(pushed[name].ref, "sh", "-c", "jupyter labextension list 2>&1"))
     assert re.search(r"@jupyter-lsp/jupyterlab-lsp\S* v\S+ enabled OK", listed), listed
-    servers = de.run_offline(pushed[name].ref, "sh", "-c", "jupyter server extension list 2>&1")
+    servers = ansi.sub("", de.run_offline(pushed[name].ref, "sh", "-c", "jupyter server extension list 2>&1"))
     assert re.search(r"jupyter_lsp \S*\s*enabled|jupyter_lsp enabled", servers), servers
 
 
@@ -206,7 +207,8 @@ def test_derived_image_builds_on_the_pushed_stack_stage(pushed: dict[str, Pushed
     assert agent.base.startswith(cpu.ref.split("@")[0] + "@sha256:") and agent.base != cpu.ref
     base, derived = layers(cpu.ref), layers(agent.ref)
     assert derived[: len(base) - 1] == base[:-1], "all but the base's examples layer are shared"
-    assert derived[len(base) - 1] != base[-1] and len(derived) == len(base) + 1  # + its pip layer
+    # then its own layers: the lock COPY, the pip RUN and its own copy of the examples
+    assert len(derived) >= len(base) + 2
 
 
 def test_a_notebook_change_reruns_no_package_layer(

@@ -112,6 +112,20 @@ def test_gpu_image_dependency_set_resolves(name: str, suffix: str, tmp_path: Pat
         assert "flash-attn" not in pins
 
 
+@pytest.mark.parametrize("suffix", ["", "-cu12"])
+@pytest.mark.parametrize("name", ["jupyter-jax", "jupyter-rapids"])
+def test_jax_and_rapids_dependency_sets_resolve(name: str, suffix: str, tmp_path: Path) -> None:
+    """The two torch-free GPU images: the CUDA runtime comes as wheels of the variant's CUDA major."""
+    pins = merged_lock(chain(name), suffix)
+    check_resolves(pins, tmp_path)
+    assert "torch" not in pins
+    cuda = "12" if suffix else "13"
+    runtime = next(v for n, (v, _) in pins.items() if n.startswith("nvidia-cuda-runtime"))
+    assert runtime.startswith(cuda + "."), runtime
+    main = {"jupyter-jax": f"jax-cuda{cuda}-plugin", "jupyter-rapids": f"cudf-cu{cuda}"}[name]
+    assert main in pins, f"{main} not in the lock"
+
+
 def test_resolve_check_catches_a_missing_dependency_and_a_bad_hash(tmp_path: Path) -> None:
     """The check above must be able to fail."""
     pins = merged_lock(["common"])
