@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,11 @@ import cluster
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # components/, when this runs as a script
+    sys.path.insert(0, str(ROOT))
+from components.image_specs import IMAGE_SPECS  # noqa: E402
+
+IMAGE_NAMES = tuple(s.name for s in IMAGE_SPECS)
 PASSPHRASE = "e2e-passphrase-not-a-secret"
 TOOLS = (
     "pulumi",
@@ -39,10 +45,8 @@ PROJECT_FILES = ("Pulumi.yaml", "__main__.py", "requirements.txt", "components",
 # The published z2jh chart beside the checkout (air-gapped, as `chart.path` allows).
 CHART_DIR = Path(os.environ.get("GPU_JUPYTERHUB_CHART_DIR", ROOT / ".." / "shared/z2jh/chart/jupyterhub")).resolve()
 DIGEST = "sha256:" + "5e" * 32
-IMAGE_REFS = {
-    name: f"harbor.lab.example/jupyter/{name}@{DIGEST}"
-    for name in ("jupyter-ml-cpu", "jupyter-ml-gpu", "jupyter-fine-tuning", "jupyter-agent-dev")
-}
+# every image the default stack config builds (jax and rapids included), as a prebuilt stack gives them
+IMAGE_REFS = {name: f"harbor.lab.example/jupyter/{name}@{DIGEST}" for name in IMAGE_NAMES}
 
 
 @dataclass
