@@ -4,7 +4,10 @@ pre-pulled only where their CUDA runs, and what every image promises (components
 from __future__ import annotations
 
 import copy
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -174,8 +177,6 @@ def test_readme_table_is_current() -> None:
 
 def test_smoke_script_reports_each_failure(tmp_path: Path) -> None:
     """The in-image script must fail, naming the module, when one is missing (run here, on this Python)."""
-    import subprocess
-    import sys
 
     ok = subprocess.run(
         [sys.executable, "-c", image_imports.smoke_script(("json", "re"))], capture_output=True, text=True, check=False
@@ -189,8 +190,31 @@ def test_smoke_script_reports_each_failure(tmp_path: Path) -> None:
     )
     assert bad.returncode == 1 and "FAIL no_such_module_x: ModuleNotFoundError" in bad.stdout
     assert "failed: no_such_module_x" in bad.stdout
-    # a GPU-only module without a GPU is found, not imported; missing, it fails too
-    gpu_only = subprocess.run(
-        [sys.executable, "-c", image_imports.smoke_script(("cudf",))], capture_output=True, text=True, check=False
+    # a module that may need a GPU: its failing import passes only if it is installed and whole
+    pkg = tmp_path / "unsloth"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("raise NotImplementedError('Unsloth: no GPU found')\n")
+    script = image_imports.smoke_script(("unsloth",))
+    absent = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert absent.returncode == 1 and "FAIL unsloth: ImportError: not installed" in absent.stdout, absent.stdout
+    dist = tmp_path / "unsloth-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: unsloth\nVersion: 1.0\n")
+    (dist / "top_level.txt").write_text("unsloth\n")
+    (dist / "RECORD").write_text("unsloth/__init__.py,,\nunsloth/gone.py,,\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    broken = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False, env=env)
+    assert broken.returncode == 1 and "1 file(s) missing" in broken.stdout, broken.stdout
+    (dist / "RECORD").write_text("unsloth/__init__.py,,\n")
+    whole = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False, env=env)
+    assert whole.returncode == 0 and "installed; its import needs a GPU (NotImplementedError" in whole.stdout
+    # any other module whose import fails is a failure, whatever the reason
+    (tmp_path / "crashy.py").write_text("raise RuntimeError('CUDA driver not found')\n")
+    other = subprocess.run(
+        [sys.executable, "-c", image_imports.smoke_script(("crashy",))],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
     )
-    assert gpu_only.returncode == 1 and "FAIL cudf: ImportError: not installed" in gpu_only.stdout
+    assert other.returncode == 1 and "FAIL crashy: RuntimeError" in other.stdout
