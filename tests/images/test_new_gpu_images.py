@@ -190,31 +190,15 @@ def test_smoke_script_reports_each_failure(tmp_path: Path) -> None:
     )
     assert bad.returncode == 1 and "FAIL no_such_module_x: ModuleNotFoundError" in bad.stdout
     assert "failed: no_such_module_x" in bad.stdout
-    # a module that may need a GPU: its failing import passes only if it is installed and whole
-    pkg = tmp_path / "unsloth"
-    pkg.mkdir()
-    (pkg / "__init__.py").write_text("raise NotImplementedError('Unsloth: no GPU found')\n")
-    script = image_imports.smoke_script(("unsloth",))
-    absent = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
-    assert absent.returncode == 1 and "FAIL unsloth: ImportError: not installed" in absent.stdout, absent.stdout
-    dist = tmp_path / "unsloth-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: unsloth\nVersion: 1.0\n")
-    (dist / "top_level.txt").write_text("unsloth\n")
-    (dist / "RECORD").write_text("unsloth/__init__.py,,\nunsloth/gone.py,,\n")
-    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
-    broken = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False, env=env)
-    assert broken.returncode == 1 and "1 file(s) missing" in broken.stdout, broken.stdout
-    (dist / "RECORD").write_text("unsloth/__init__.py,,\n")
-    whole = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False, env=env)
-    assert whole.returncode == 0 and "installed; its import needs a GPU (NotImplementedError" in whole.stdout
-    # any other module whose import fails is a failure, whatever the reason
+    # a module that is installed but fails on import (e.g. a native library missing) is a failure too
     (tmp_path / "crashy.py").write_text("raise RuntimeError('CUDA driver not found')\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     other = subprocess.run(
-        [sys.executable, "-c", image_imports.smoke_script(("crashy",))],
+        [sys.executable, "-c", image_imports.smoke_script(("crashy", "json"))],
         capture_output=True,
         text=True,
         check=False,
         env=env,
     )
-    assert other.returncode == 1 and "FAIL crashy: RuntimeError" in other.stdout
+    assert other.returncode == 1 and "FAIL crashy: RuntimeError: CUDA driver not found" in other.stdout
+    assert "ok json imported" in other.stdout, "one failure does not stop the others"
