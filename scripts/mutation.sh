@@ -20,6 +20,10 @@ fi
 shared=$(cd .. && pwd)/shared/z2jh
 export GPU_JUPYTERHUB_Z2JH_DIR=${GPU_JUPYTERHUB_Z2JH_DIR:-$shared}
 export GPU_JUPYTERHUB_CHART_DIR=${GPU_JUPYTERHUB_CHART_DIR:-$shared/chart/jupyterhub}
+# Bytecode for mutmut's copy, kept under .work: the mutated modules are 14 MB of source, and every `plan`
+# subprocess a test starts would compile them again (4 s each) where PYTHONDONTWRITEBYTECODE is set.
+unset PYTHONDONTWRITEBYTECODE
+export PYTHONPYCACHEPREFIX=$PWD/.work/mutation/pycache
 start=$SECONDS
 "$venv/bin/mutmut" run --max-children "${MUTATION_JOBS:-2}" "$@" || true
 "$venv/bin/mutmut" results --all true > .work/mutation/results.txt 2>/dev/null || "$venv/bin/mutmut" results > .work/mutation/results.txt

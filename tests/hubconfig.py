@@ -17,6 +17,7 @@ import copy
 import functools
 import json
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -28,6 +29,15 @@ import yaml
 _SHARED_CHART = Path(__file__).resolve().parents[1] / ".." / "shared" / "z2jh" / "chart" / "jupyterhub"
 CHART_DIR = os.environ.get("GPU_JUPYTERHUB_CHART_DIR") or (str(_SHARED_CHART) if _SHARED_CHART.is_dir() else None)
 MOUNT_PREFIX = "/usr/local/etc/jupyterhub/"
+
+
+# libyaml's safe loader when PyYAML has it: the same data as yaml.safe_load, much faster on the hub Secret,
+# which holds hub.extraConfig (under mutation testing that includes a 1.4 MB mutated live_profiles.py)
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _fast_safe_load(stream: Any) -> Any:
+    return yaml.load(stream, Loader=_LOADER)
 
 
 class ChartUnavailable(Exception):
@@ -42,10 +52,44 @@ def render(values: dict[str, Any]) -> list[dict[str, Any]]:
         import helm_python  # type: ignore[import-not-found]
     except ImportError as e:  # built for x86_64 Linux only
         raise ChartUnavailable(f"helm-python-sdk is not importable: {e}") from None
-    chart = helm_python.Chart.load(Path(CHART_DIR))
-    rendered = chart.render(copy.deepcopy(values), name="jupyterhub", namespace="jupyterhub", is_install=True)
+    global _HELM_PID
+    if _HELM_PID is None:
+        _HELM_PID = os.getpid()
+    if os.getpid() == _HELM_PID:
+        chart = helm_python.Chart.load(Path(CHART_DIR))
+        rendered = chart.render(copy.deepcopy(values), name="jupyterhub", namespace="jupyterhub", is_install=True)
+    else:
+        rendered = _render_in_subprocess(values)
     texts = [t for p, t in rendered.items() if p.endswith((".yaml", ".yml"))]
-    return [d for t in texts for d in yaml.safe_load_all(t) if isinstance(d, dict)]
+    return [d for t in texts for d in yaml.load_all(t, Loader=_LOADER) if isinstance(d, dict)]
+
+
+# helm-python-sdk renders with Helm's Go code in this process, and Go's runtime does not survive a fork: a
+# process forked after the first render (mutmut forks one per mutant, scripts/mutation.sh) hangs in the next
+# one. Such a process renders in a fresh interpreter instead (a quarter of a second).
+_HELM_PID: int | None = None  # the process whose Go runtime rendered first
+_RENDER_SCRIPT = """
+import json, sys
+from pathlib import Path
+import helm_python
+chart_dir, values = json.load(sys.stdin)
+chart = helm_python.Chart.load(Path(chart_dir))
+json.dump(chart.render(values, name="jupyterhub", namespace="jupyterhub", is_install=True), sys.stdout)
+"""
+
+
+def _render_in_subprocess(values: dict[str, Any]) -> dict[str, str]:
+    out = subprocess.run(
+        [sys.executable, "-c", _RENDER_SCRIPT],
+        input=json.dumps([CHART_DIR, values]),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"chart render failed: {out.stderr.strip()[-2000:]}")
+    rendered: dict[str, str] = json.loads(out.stdout)
+    return rendered
 
 
 @functools.lru_cache(maxsize=32)
@@ -91,6 +135,7 @@ def _run_hub_config(values_json: str) -> Any:
     with (
         mock.patch.dict(os.environ, env),
         mock.patch("tornado.httpclient.AsyncHTTPClient.configure"),
+        mock.patch("yaml.safe_load", _fast_safe_load),  # what the chart's z2jh.py reads its values with
         mock.patch.object(sys, "path", list(sys.path)),
     ):
         namespace: dict[str, Any] = {"get_config": lambda: c, "__file__": str(script), "__name__": "__main__"}

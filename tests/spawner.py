@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -80,6 +82,13 @@ async def pod_for(spawner: Any, user_options: dict[str, Any]) -> dict[str, Any]:
     return ApiClient().sanitize_for_serialization(pod)
 
 
+# Pods already made in this process, by (values, options, reuse): they are a function of those alone (KubeSpawner,
+# the chart and the hub-side code do not change within a run). Mutation testing forks one process per mutant
+# from one that ran the suite; a mutant that leaves the values as they were then reuses the pods instead of
+# making them again (seconds per test).
+_PODS: dict[str, list[dict[str, Any]]] = {}
+
+
 def pods(values: dict[str, Any], options: list[dict[str, Any]], reuse: bool = False) -> list[dict[str, Any]]:
     """Pods for a sequence of user_options; ``reuse`` spawns them all on one spawner, as a hub does."""
 
@@ -91,7 +100,10 @@ def pods(values: dict[str, Any], options: list[dict[str, Any]], reuse: bool = Fa
             out.append(await pod_for(s, opts))
         return out
 
-    return asyncio.run(go())
+    key = hashlib.sha256(json.dumps([values, options, reuse], sort_keys=True).encode()).hexdigest()
+    if key not in _PODS:
+        _PODS[key] = asyncio.run(go())
+    return copy.deepcopy(_PODS[key])
 
 
 def load_values(text: str) -> dict[str, Any]:

@@ -154,6 +154,7 @@ def test_plan_rejects_duplicate_keys_and_non_utf8_stack_files(tmp_path: Path) ->
     yaml.safe_load(good)  # the example itself is fine
 
 
+@pytest.mark.no_mutation  # scripts/deploy.sh, not the core that scripts/mutation.sh mutates; slow
 def test_deploy_script_passes_secrets_on_stdin_not_argv(tmp_path: Path) -> None:
     """A fake `pulumi` records its arguments and stdin; the secrets must only be in the latter."""
     bindir = tmp_path / "bin"

@@ -103,6 +103,7 @@ def test_unusable_documents_are_clear_errors(bad: Any) -> None:
         parse_nodes(bad)
 
 
+@pytest.mark.no_mutation  # slow: faster tests cover the same code (scripts/mutation.sh)
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(sorted(SCENARIOS)), st.integers(0, 2**32))
 def test_order_of_nodes_and_labels_never_changes_output(scenario: str, seed: int) -> None:
@@ -176,6 +177,7 @@ _PATHS = [
 ]
 
 
+@pytest.mark.no_mutation  # slow: faster tests cover the same code (scripts/mutation.sh)
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(_PATHS), _json, st.lists(_json, max_size=3))
 def test_malformed_nodes_never_crash(path: list[str], value: Any, junk: list[Any]) -> None:
@@ -198,6 +200,7 @@ def test_fixture_files_match_their_generator() -> None:
         assert json.loads((folder / f"{name}.json").read_text()) == document, name
 
 
+@pytest.mark.no_mutation  # mutmut's copy of live_profiles.py carries trampolines YAML cannot show as a block
 def test_values_show_multiline_strings_as_yaml_blocks() -> None:
     values = values_from_plan(CFG, build_profiles(CFG, parse_nodes(SCENARIOS["mixed"]), GIVEN_REFS), GIVEN_REFS)
     text = render_values(values)

@@ -215,7 +215,11 @@ def _size_options(profile: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-@pytest.mark.parametrize("scenario", ["homelab", "mixed", "large-300", "large-1000"])
+@pytest.mark.parametrize(
+    "scenario",
+    # the large scenarios are left out of mutation testing (scripts/mutation.sh): slow, same code as the others
+    ["homelab", "mixed", *(pytest.param(s, marks=pytest.mark.no_mutation) for s in ("large-300", "large-1000"))],
+)
 def test_every_size_fits_a_node_the_profile_targets(scenario: str) -> None:
     doc = many(1000, gpu_fraction=0.3) if scenario == "large-1000" else SCENARIOS[scenario]
     values = build_values(config(), parse_nodes(doc), GIVEN_REFS)
