@@ -148,6 +148,51 @@ def test_choices_do_not_leak_into_the_next_spawn() -> None:
             assert pod["spec"]["containers"][0] == expected["spec"]["containers"][0], opts
 
 
+def _overrides(profile: dict[str, Any]) -> list[dict[str, Any]]:
+    """The profile's own override, then every choice's and unlisted choice's."""
+    out = [profile["kubespawner_override"]]
+    for option in profile.get("profile_options", {}).values():
+        out += [c.get("kubespawner_override", {}) for c in option.get("choices", {}).values()]
+        out.append(option.get("unlisted_choice", {}).get("kubespawner_override", {}))
+    return out
+
+
+@pytest.mark.parametrize("scenario", ["mixed", "mig", "homelab"])
+def test_every_profile_resets_every_key_another_profile_or_choice_sets(scenario: str) -> None:
+    """What makes reuse safe (test_choices_do_not_leak_into_the_next_spawn), on the values themselves: KubeSpawner
+    keeps a spawner's overrides between spawns, so each profile sets every key that any profile or choice sets,
+    dict-valued keys with every entry (None drops one), in sorted order so the values do not depend on hashing."""
+    values = values_for(scenario, storage={"sharedCode": {"hostPath": "/srv/code"}})
+    profiles = values["singleuser"]["profileList"]
+    keys: set[str] = set()
+    entries: dict[str, set[str]] = {}
+    for profile in profiles:
+        for ov in _overrides(profile):
+            keys |= set(ov)
+            for k, v in ov.items():
+                if isinstance(v, dict):
+                    entries.setdefault(k, set()).update(v)
+    assert {"environment", "extra_resource_limits", "node_selector", "tolerations"} <= keys
+    assert ("volumes" in keys) == (scenario != "mig"), "shared code is offered where a control-plane node runs"
+    for profile in profiles:
+        ov = profile["kubespawner_override"]
+        assert list(ov) == sorted(ov), profile["slug"]
+        for k in keys:
+            if k in entries:
+                assert list(ov[k]) == sorted(entries[k]), (profile["slug"], k)
+                continue
+            options = [o.get("choices", {}) for o in profile.get("profile_options", {}).values()]
+            set_by_choice = any(c and all(k in x.get("kubespawner_override", {}) for x in c.values()) for c in options)
+            assert k in ov or set_by_choice, (profile["slug"], k)
+        gpu = profile["slug"] not in ("cpu", "agent-dev")
+        assert ov["environment"] == {"NVIDIA_VISIBLE_DEVICES": None if gpu else "void"}
+        if not gpu:
+            continue
+        assert ov["node_affinity_preferred"] == [], "GPU servers keep no preference of the CPU profiles"
+        assert ov["node_selector"]["kubernetes.io/hostname"] is None
+        assert ov.get("volumes", {"shared-code": None}) == {"shared-code": None}
+
+
 def test_free_form_image_only_from_the_registry() -> None:
     values = values_for("mixed")
     ok = "harbor.lab.example/jupyter/team/custom-notebook:2024.11"
@@ -191,6 +236,7 @@ def test_pairs_of_profiles_reuse() -> None:
         assert second["spec"]["containers"][0] == alone["spec"]["containers"][0]
 
 
+@pytest.mark.no_mutation  # slow: faster tests cover the same code (scripts/mutation.sh)
 def test_large_cluster_every_profile_and_option_kind() -> None:
     """300 nodes: every profile, every GPU count, and the first and last node of each class."""
     values = values_for("large-300")

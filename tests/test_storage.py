@@ -19,6 +19,8 @@ from components.storage_spec import (
     persistent_volume,
     persistent_volume_claim,
     server_config,
+    shared_code_mounts,
+    singleuser_storage_values,
     user_environment,
     verification_jobs,
     verification_nodes,
@@ -250,3 +252,62 @@ def test_user_environment_is_what_the_notebooks_read_and_keeps_state_local() -> 
         "YDocExtension": {"db_path": f"{LOCAL_STATE_DIR}/ystore.db"},
     }
     assert f"{HOME}/.local/state/gpu-jupyterhub" == LOCAL_STATE_DIR
+
+
+def test_volume_and_claim_are_whole_objects() -> None:
+    """Every field of the PV and the claim: labels select them (`kubectl get pv -l`), the access mode and the
+    capacity bind them (mutation testing found the labels, the claim's access mode and the capacity key
+    unasserted)."""
+    c = cfg(storage={"capacity": "2Ti"})
+    part_of = {"app.kubernetes.io/part-of": "gpu-jupyterhub"}
+    pv = persistent_volume(c)
+    assert {k: pv[k] for k in ("apiVersion", "kind", "metadata")} == {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": "jupyterhub-notebooks", "labels": part_of},
+    }
+    assert pv["spec"]["capacity"] == {"storage": "2Ti"} and pv["spec"]["storageClassName"] == ""
+    assert persistent_volume_claim(c) == {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "jupyterhub-notebooks", "namespace": "jupyterhub", "labels": part_of},
+        "spec": {
+            "accessModes": ["ReadWriteMany"],
+            "resources": {"requests": {"storage": "2Ti"}},
+            "storageClassName": "",
+            "volumeName": "jupyterhub-notebooks",
+        },
+    }
+
+
+def test_user_pod_storage_values_mount_only_declared_volumes() -> None:
+    c = cfg(storage={"scratchSize": "20Gi", "shmSize": "2Gi", "sharedCode": {"hostPath": "/srv/code"}})
+    assert singleuser_storage_values(c) == {
+        "type": "static",
+        "static": {"pvcName": "jupyterhub-notebooks", "subPath": "{username}"},
+        "homeMountPath": NOTEBOOKS_DIR,
+        "extraVolumes": [
+            {"name": "scratch", "emptyDir": {"sizeLimit": "20Gi"}},
+            {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "2Gi"}},
+        ],
+        "extraVolumeMounts": [
+            {"name": "scratch", "mountPath": f"{HOME}/scratch"},
+            {"name": "shm", "mountPath": "/dev/shm"},
+        ],
+    }
+    volume, mount = shared_code_mounts(c)
+    assert volume == {"name": "shared-code", "hostPath": {"path": "/srv/code", "type": "Directory"}}
+    assert mount == {"name": "shared-code", "mountPath": c.storage.sharedCode.mountPath, "readOnly": True}
+
+
+def test_verification_jobs_are_batch_jobs_named_within_dns_limits() -> None:
+    """A long node name is cut to 32 characters of the Job's name, without a dangling '-' (a DNS label may not
+    end in one); the Jobs are batch/v1 Jobs."""
+    long_name = "a" * 31 + ".example.lab"
+    writers, readers = verification_jobs(cfg(), [long_name, "-odd-"], "r1", "img@x", [], None)
+    assert {(j["apiVersion"], j["kind"]) for j in writers + readers} == {("batch/v1", "Job")}
+    assert [j["metadata"]["name"] for j in writers] == [
+        f"storage-write-{'a' * 31}-000-r1",
+        "storage-write-odd-001-r1",
+    ]
+    assert readers[0]["metadata"]["annotations"] == {"gpu-jupyterhub/node": long_name}
