@@ -477,3 +477,12 @@ def test_a_bad_entry_does_not_hide_the_others_and_reasons_are_sorted() -> None:
         ("a", "unreadable node data: status.conditions is not a list"),
         ("b", "unreadable node data: spec/status are not objects"),
     ]
+
+
+def test_messages_quote_values_up_to_40_characters() -> None:
+    with pytest.raises(ValueError) as err:
+        parse_quantity("x" * 38)  # repr: 40 characters
+    assert str(err.value) == f"not a Kubernetes quantity: '{'x' * 38}'"
+    with pytest.raises(ValueError) as err:
+        parse_quantity("x" * 39)
+    assert str(err.value) == f"not a Kubernetes quantity: '{'x' * 36}..."

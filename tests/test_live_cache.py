@@ -1,0 +1,397 @@
+"""The hub-side availability code piece by piece: request arithmetic, the cache's bookkeeping, its watch loop
+against a fake API client, and which sizes a node has room for (mutation testing, scripts/mutation.sh, found
+the watch loop untested outside e2e, and taints, init containers and the size boundaries unasserted).
+
+The code runs as the hub runs it: components/live_profiles.py's text, executed (tests/hubcode.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import sys
+import types
+from typing import Any
+from unittest import mock
+
+import pytest
+
+from tests.hubcode import COMPONENTS, exec_hub_text
+
+NS = exec_hub_text((COMPONENTS / "live_profiles.py").read_text(), {})
+GIB = 1024**3
+
+
+def test_requests_as_the_scheduler_counts_them() -> None:
+    pod = {
+        "spec": {
+            "containers": [
+                {
+                    "resources": {
+                        "limits": {"nvidia.com/gpu": "2", "cpu": "2", "memory": "1Gi"},
+                        "requests": {"cpu": "500m", "memory": "512Mi"},
+                    }
+                },
+                {
+                    "resources": {
+                        "requests": {
+                            "cpu": "1",
+                            "nvidia.com/gpu": "1",
+                            "nvidia.com/mig-1g.10gb": "1",
+                            "x.com/fpga": "1",
+                        }
+                    }
+                },
+                {},
+            ],
+            "initContainers": [
+                {"resources": {"limits": {"nvidia.com/gpu": "2", "cpu": "4", "memory": "256Mi"}}},
+                {"resources": {"requests": {"nvidia.com/gpu": "1", "nvidia.com/gpu.shared": "0"}}},
+            ],
+        }
+    }
+    assert NS["_pod_requests"](pod) == {"nvidia.com/gpu": 3, "nvidia.com/mig-1g.10gb": 1, "nvidia.com/gpu.shared": 0}
+    # containers add up (a request wins over its limit), an init container counts alone: max of the two
+    assert NS["_cpu_memory_requests"](pod) == (4000, 512 * 1024**2)
+    small_init = {"spec": {"containers": pod["spec"]["containers"], "initContainers": [{"resources": {}}]}}
+    assert NS["_cpu_memory_requests"](small_init) == (1500, 512 * 1024**2)
+    assert NS["_cpu_memory_requests"]({"spec": {}}) == (0, 0)
+    assert NS["_pod_requests"]({}) == {}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("1G", GIB), ("512M", 512 * 1024**2), ("1.5K", 1536), ("2T", 2 * 1024**4), ("7", 7), ("lots", 0), ("1Gi", 0)],
+)
+def test_kubespawner_byte_specifications(text: str, expected: int) -> None:
+    assert NS["_spawner_bytes"](text) == expected
+
+
+def pod(uid: str | None, node: str | None, gpus: int, phase: str = "Running", name: str = "p") -> dict[str, Any]:
+    meta = {"name": name, "namespace": "users", **({"uid": uid} if uid else {})}
+    resources = {"limits": {"nvidia.com/gpu": str(gpus)}, "requests": {"cpu": "1", "memory": "1Gi"}}
+    return {
+        "metadata": meta,
+        "spec": {"nodeName": node, "containers": [{"resources": resources}]},
+        "status": {"phase": phase},
+    }
+
+
+def node(name: str, gpus: int = 4, ready: bool = True, **extra: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+        "spec": extra,
+        "status": {
+            "allocatable": {"nvidia.com/gpu": str(gpus), "cpu": "8", "memory": "32Gi"},
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+        },
+    }
+
+
+def test_the_cache_counts_each_pod_once_by_uid_or_name() -> None:
+    cache = NS["ClusterCache"]()
+    cache.node_event("ADDED", node("n1"))
+    assert cache.generation == 1
+    # a pod re-created under the same name while the old one still holds its GPUs: two pods (two uids)
+    cache.pod_event("ADDED", pod("u1", "n1", 1))
+    cache.pod_event("ADDED", pod("u2", "n1", 2))
+    # pods without a uid are told apart by namespace and name
+    cache.pod_event("ADDED", pod(None, "n1", 1, name="a"))
+    cache.pod_event("ADDED", {**pod(None, "n1", 0, name="a"), "metadata": {"name": "a", "namespace": "other"}})
+    cache.pod_event("ADDED", pod(None, "n1", 0, name="b"))
+    usage = cache.usage()["n1"]
+    assert usage["resources"] == {"nvidia.com/gpu": [0, 4]}
+    assert usage["cpu"] == [3000, 8000] and usage["memory"] == [27 * GIB, 32 * GIB]
+    cache.pod_event("DELETED", pod(None, "n1", 1, name="a"))
+    cache.pod_event("MODIFIED", pod("u2", "n1", 2, phase="Failed"))
+    cache.pod_event("MODIFIED", pod("u1", "n1", 1, phase="Succeeded"))
+    usage = cache.usage()["n1"]
+    assert usage["resources"] == {"nvidia.com/gpu": [4, 4]}
+    assert usage["cpu"] == [6000, 8000] and usage["memory"] == [30 * GIB, 32 * GIB], "the other namespace's pod, b"
+    assert cache.generation == 9, "one generation per event"
+    cache.node_event("ADDED", {"metadata": {}})
+    assert cache.generation == 9, "a node without a name is no event"
+
+
+def test_the_cache_forgets_one_kind_before_listing_it_again() -> None:
+    cache = NS["ClusterCache"]()
+    cache.node_event("ADDED", node("n1"))
+    cache.pod_event("ADDED", pod("u1", "n1", 1))
+    cache.synced = {"nodes": True, "pods": True}
+    cache.reset("pods")
+    assert (cache.pods, cache.used, cache.synced) == ({}, {}, {"nodes": True, "pods": False})
+    assert list(cache.nodes) == ["n1"]
+    cache.pod_event("ADDED", pod("u1", "n1", 1))
+    cache.reset("nodes")
+    assert cache.nodes == {} and cache.synced == {"nodes": False, "pods": False} and list(cache.pods) == ["u1"]
+
+
+def test_the_cache_starts_one_watch_per_kind_once() -> None:
+    cache = NS["ClusterCache"]()
+    started: list[tuple[str, Any]] = []
+
+    async def fake_watch(kind: str, log: Any) -> str:
+        started.append((kind, log))
+        return kind
+
+    cache._watch = fake_watch
+    log = logging.getLogger("test-start")
+
+    async def go() -> Any:
+        task = cache.start(log)
+        assert cache.start(log) is task
+        return await task
+
+    assert asyncio.run(go()) == ["nodes", "pods"]
+    assert started == [("nodes", log), ("pods", log)]
+
+
+class _Stop(BaseException):
+    """Ends the watch loop in a test (the loop itself catches Exception and lists again)."""
+
+
+class FakeApi:
+    """kubernetes_asyncio as the watch loop uses it: list, then a watch stream from that list's version."""
+
+    def __init__(self, script: list[Any]) -> None:
+        self.script = script  # per list call: an exception to raise, or (items, version, events)
+        self.calls: list[tuple[str, Any]] = []
+        self.incluster = 0
+        self.module = types.ModuleType("kubernetes_asyncio")
+        self.module.client = types.SimpleNamespace(ApiClient=self._api_client, CoreV1Api=self._core)  # type: ignore[attr-defined]
+        self.module.config = types.SimpleNamespace(load_incluster_config=self._incluster)  # type: ignore[attr-defined]
+        self.module.watch = types.SimpleNamespace(Watch=lambda: self)  # type: ignore[attr-defined]
+        self.events: list[dict[str, Any]] = []
+
+    def _incluster(self) -> None:
+        self.incluster += 1
+
+    def _api_client(self) -> Any:
+        api = self
+
+        class Client:
+            async def __aenter__(self) -> Any:
+                return self
+
+            async def __aexit__(self, *args: Any) -> None:
+                api.calls.append(("closed", None))
+
+        return Client()
+
+    def _core(self, api: Any) -> Any:
+        return types.SimpleNamespace(list_node=self._lister("nodes"), list_pod_for_all_namespaces=self._lister("pods"))
+
+    def _lister(self, kind: str) -> Any:
+        async def method(**kwargs: Any) -> Any:
+            self.calls.append((f"list {kind}", kwargs))
+            if not self.script:
+                raise _Stop
+            step = self.script.pop(0)
+            if isinstance(step, BaseException):
+                raise step
+            items, version, self.events = step
+            body = {"items": items, "metadata": {"resourceVersion": version}}
+
+            class Response:
+                async def read(self) -> bytes:
+                    import json
+
+                    return json.dumps(body).encode()
+
+            return Response()
+
+        method.kind = kind  # type: ignore[attr-defined]
+        return method
+
+    def stream(self, method: Any, **kwargs: Any) -> Any:
+        self.calls.append((f"watch {method.kind}", kwargs))
+        events = self.events
+
+        async def gen() -> Any:
+            for e in events:
+                yield e
+
+        return gen()
+
+
+def run_watch(cache: Any, kind: str, api: FakeApi, log: Any) -> list[float]:
+    sleeps: list[float] = []
+
+    async def no_sleep(delay: float) -> None:
+        sleeps.append(delay)
+
+    async def go() -> None:
+        with mock.patch.dict(sys.modules, {"kubernetes_asyncio": api.module}), mock.patch("asyncio.sleep", no_sleep):
+            await cache._watch(kind, log)
+
+    with pytest.raises(_Stop):
+        asyncio.run(go())
+    return sleeps
+
+
+def test_the_watch_lists_then_follows_events_from_that_version(caplog: pytest.LogCaptureFixture) -> None:
+    loads: list[str] = []
+
+    async def load() -> None:
+        loads.append("kubeconfig")
+
+    cache = NS["ClusterCache"](load_config=load)
+    n2 = node("n2", gpus=2)
+    api = FakeApi(
+        [
+            (
+                [node("n1"), node("gone")],
+                "41",
+                [{"type": "ADDED", "raw_object": n2}, {"type": "DELETED", "raw_object": node("gone")}],
+            ),
+            ([node("n3")], "57", [{"type": "MODIFIED", "raw_object": node("n3", gpus=8)}, {"type": "BOOKMARK"}]),
+        ]
+    )
+    log = logging.getLogger("test-watch")
+    with caplog.at_level(logging.WARNING, logger="test-watch"):
+        sleeps = run_watch(cache, "nodes", api, log)
+    assert api.calls[:3] == [
+        ("list nodes", {"_preload_content": False}),
+        ("watch nodes", {"resource_version": "41", "timeout_seconds": 300}),
+        ("closed", None),
+    ]
+    assert api.calls[4] == ("watch nodes", {"resource_version": "57", "timeout_seconds": 300})
+    assert loads == ["kubeconfig"] * 3 and api.incluster == 0
+    # the second list replaced the first one's nodes; its watch's events applied on top
+    assert {k: v["gpus"] for k, v in cache.nodes.items()} == {"n3": {"nvidia.com/gpu": 8}}
+    assert cache.synced == {"nodes": True, "pods": False}
+    assert sleeps == [], "a watch that ends lists again at once"
+    assert "GPU availability: nodes watch ended (_Stop()); listing again" not in caplog.text
+
+
+def test_the_watch_lists_pods_and_backs_off_while_the_api_fails(caplog: pytest.LogCaptureFixture) -> None:
+    cache = NS["ClusterCache"]()
+    cache.node_event("ADDED", node("n1"))
+    api = FakeApi(
+        [
+            RuntimeError("410 Gone"),
+            RuntimeError("connection refused"),
+            RuntimeError("again"),
+            ([pod("u1", "n1", 1)], "7", [{"type": "ADDED", "raw_object": pod("u2", "n1", 2)}]),
+            *[RuntimeError(f"down {i}") for i in range(8)],
+        ]
+    )
+    log = logging.getLogger("test-backoff")
+    with caplog.at_level(logging.WARNING, logger="test-backoff"):
+        sleeps = run_watch(cache, "pods", api, log)
+    assert api.incluster == 13, "in the hub: the pod's service account, before every list"
+    assert api.calls[0] == ("list pods", {"_preload_content": False})
+    assert ("watch pods", {"resource_version": "7", "timeout_seconds": 300}) in api.calls
+    # doubling from 1 s, back to 1 s after a good list, never above 60 s
+    assert sleeps == [1.0, 2.0, 4.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
+    assert "GPU availability: pods watch ended (RuntimeError('410 Gone')); listing again" in caplog.text
+    assert cache.usage()["n1"]["resources"] == {"nvidia.com/gpu": [1, 4]}
+    assert cache.synced["pods"] is True
+
+
+def test_tolerations_as_the_scheduler_matches_them() -> None:
+    tolerated = NS["_tolerated"]
+    gpu = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
+    assert not tolerated(gpu, None) and not tolerated(gpu, [])
+    assert tolerated(gpu, [{"operator": "Exists"}]), "Exists without a key tolerates everything"
+    assert tolerated(gpu, [{"key": "nvidia.com/gpu", "operator": "Exists"}])
+    assert not tolerated(gpu, [{"key": "other", "operator": "Exists"}])
+    assert tolerated(gpu, [{"key": "nvidia.com/gpu", "value": "present"}]), "Equal is the default operator"
+    assert tolerated(gpu, [{"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"}])
+    assert not tolerated(gpu, [{"key": "nvidia.com/gpu", "value": "absent"}])
+    assert not tolerated(gpu, [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoExecute"}])
+    # a toleration for another effect does not end the search
+    assert tolerated(
+        gpu, [{"operator": "Exists", "effect": "NoExecute"}, {"key": "nvidia.com/gpu", "value": "present"}]
+    )
+    bare = {"key": "dedicated", "effect": "NoExecute"}
+    assert tolerated(bare, [{"key": "dedicated", "value": ""}]) and tolerated(bare, [{"key": "dedicated"}])
+    assert tolerated({**bare, "value": None}, [{"key": "dedicated", "value": None}])
+    assert not tolerated(bare, [{"key": "dedicated", "value": "x"}])
+
+
+def usage_entry(cpu: int, memory: int, *, ready: bool = True, taints: Any = (), labels: Any = None) -> dict[str, Any]:
+    return {
+        "ready": ready,
+        "resources": {},
+        "labels": labels or {"zone": "a"},
+        "taints": list(taints),
+        "cpu": [cpu, 16000],
+        "memory": [memory, 64 * GIB],
+    }
+
+
+def test_room_for_a_size_needs_a_ready_admitting_tolerated_node_with_the_cpu_and_memory() -> None:
+    room_for = NS["_room_for"]
+    size = (2000, 4 * GIB)
+    assert room_for(size, usage_entry(2000, 4 * GIB), {}), "exactly enough is enough"
+    assert not room_for(size, usage_entry(1999, 4 * GIB), {})
+    assert not room_for(size, usage_entry(2000, 4 * GIB - 1), {})
+    assert not room_for(size, usage_entry(8000, 8 * GIB, ready=False), {})
+    zone_b = {"node_affinity_required": [{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["b"]}]}]}
+    assert not room_for(size, usage_entry(8000, 8 * GIB), zone_b)
+    assert room_for(size, usage_entry(8000, 8 * GIB, labels={"zone": "b"}), zone_b)
+    for effect in ("NoSchedule", "NoExecute"):
+        taint = {"key": "gpu", "effect": effect}
+        assert not room_for(size, usage_entry(8000, 8 * GIB, taints=[taint]), {}), effect
+        assert room_for(size, usage_entry(8000, 8 * GIB, taints=[taint]), {"tolerations": [{"key": "gpu"}]}), effect
+    soft = {"key": "gpu", "effect": "PreferNoSchedule"}
+    assert room_for(size, usage_entry(8000, 8 * GIB, taints=[soft]), {})
+
+
+def sized_profile(**override: Any) -> dict[str, Any]:
+    def size(cpu: float, mem: str, default: bool = False) -> dict[str, Any]:
+        choice: dict[str, Any] = {
+            "display_name": f"{cpu} CPU",
+            "kubespawner_override": {"cpu_guarantee": cpu, "mem_guarantee": mem},
+        }
+        return {**choice, "default": True} if default else choice
+
+    return {
+        "display_name": "CPU",
+        "kubespawner_override": override,
+        "profile_options": {
+            "size": {
+                "display_name": "Size",
+                "choices": {"s": size(0.5, "1G", default=True), "m": size(2, "4G"), "l": size(4.5, "8G")},
+            }
+        },
+    }
+
+
+def filtered(profile: dict[str, Any], usage: dict[str, Any]) -> dict[str, Any]:
+    profile = copy.deepcopy(profile)
+    NS["_filter_sizes"](profile, usage)
+    return {
+        k: (c["display_name"], c.get("default", False))
+        for k, c in profile["profile_options"]["size"]["choices"].items()
+    }
+
+
+def test_sizes_shown_are_those_some_usable_node_has_room_for_now() -> None:
+    usage = {"n1": usage_entry(2000, 4 * GIB), "n2": usage_entry(4500, 2 * GIB)}
+    assert filtered(sized_profile(), usage) == {"s": ("0.5 CPU", True), "m": ("2 CPU", False)}
+    # n2 alone has the CPU for l, not the memory; CPU and memory must fit on one node
+    assert filtered(sized_profile(), {"n2": usage_entry(4500, 8 * GIB)}) == {
+        "s": ("0.5 CPU", True),
+        "m": ("2 CPU", False),
+        "l": ("4.5 CPU", False),
+    }
+    # only nodes the profile's pods may use count: a tainted node's room is not the profile's
+    tainted = {"n1": usage_entry(16000, 64 * GIB, taints=[{"key": "gpu", "effect": "NoSchedule"}])}
+    assert filtered(sized_profile(), tainted) == {"s": ("0.5 CPU - no node has room now", True)}
+    assert filtered(sized_profile(tolerations=[{"key": "gpu", "operator": "Exists"}]), tainted) == {
+        "s": ("0.5 CPU", True),
+        "m": ("2 CPU", False),
+        "l": ("4.5 CPU", False),
+    }
+
+
+def test_when_the_default_size_has_no_room_the_first_left_is_the_default() -> None:
+    profile = sized_profile()
+    choices = profile["profile_options"]["size"]["choices"]
+    choices["s"]["kubespawner_override"]["mem_guarantee"] = "16G"
+    assert filtered(profile, {"n1": usage_entry(8000, 8 * GIB)}) == {"m": ("2 CPU", True), "l": ("4.5 CPU", False)}
+    untouched = {"display_name": "GPU", "kubespawner_override": {}}
+    NS["_filter_sizes"](untouched, {"n1": usage_entry(0, 0)})
+    assert untouched == {"display_name": "GPU", "kubespawner_override": {}}

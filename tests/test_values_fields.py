@@ -1,0 +1,52 @@
+"""Small parts of the values and profiles, pinned whole (mutation testing, scripts/mutation.sh, found the
+namespace's audit labels, the registry notes and the escaping of unusual node names unasserted)."""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+from components.config import parse_config
+from components.profiles import _names_regex
+from components.values import pod_security_labels, registry_notes
+from tests.conftest import BASE_CONFIG, GIVEN_REFS
+
+
+def cfg(**patch: Any) -> Any:
+    return parse_config({**copy.deepcopy(BASE_CONFIG), "images": {"build": False, "refs": GIVEN_REFS}, **patch})
+
+
+def test_the_namespace_enforces_restricted_and_always_warns_and_audits_at_restricted() -> None:
+    restricted = {
+        f"pod-security.kubernetes.io/{mode}{suffix}": value
+        for mode in ("enforce", "warn", "audit")
+        for suffix, value in (("", "restricted"), ("-version", "latest"))
+    }
+    assert pod_security_labels(cfg()) == restricted
+    shared = pod_security_labels(cfg(storage={"sharedCode": {"hostPath": "/srv/code"}}))
+    assert shared == {**restricted, "pod-security.kubernetes.io/enforce": "privileged"}
+
+
+def test_registry_notes_say_what_pods_pull_with() -> None:
+    assert registry_notes(cfg()) == [
+        "registry.pullUsername/pullPassword are not set: user pods pull with the push robot account, whose token "
+        "then sits in the user namespace; create a pull-only robot account in Harbor"
+    ]
+    pull = {**BASE_CONFIG["registry"], "pullUsername": "robot$pull", "pullPassword": "pull-token-value-1"}
+    assert registry_notes(cfg(registry=pull)) == []
+    public = {"host": "harbor.lab.example", "project": "jupyter"}
+    assert registry_notes(cfg(registry=public)) == [
+        "no registry credentials: images must be pullable without them (a public project, or node credentials)"
+    ]
+
+
+def test_a_typed_node_name_must_be_one_of_the_class_exactly() -> None:
+    names = ["gpu.b", "GPU_7", "x+y", "a-1"]
+    pattern = _names_regex(names)
+    # "." in a class and other names escaped: a browser's form check (unicode mode) takes the same pattern
+    assert pattern == r"^(?:GPU_7|a-1|gpu[.]b|x\+y)(?![\s\S])"
+    for name in names:
+        assert re.match(pattern, name), name
+    for other in ("gpuxb", "gpu-b", "xxy", "x+yy", "a-1\n", "GPU_", "a-12"):
+        assert re.match(pattern, other) is None, other
