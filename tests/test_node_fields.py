@@ -486,3 +486,13 @@ def test_messages_quote_values_up_to_40_characters() -> None:
     with pytest.raises(ValueError) as err:
         parse_quantity("x" * 39)
     assert str(err.value) == f"not a Kubernetes quantity: '{'x' * 36}..."
+
+
+def test_an_equal_toleration_without_a_value_matches_a_taint_without_one() -> None:
+    from components.nodes import blocking_taints
+
+    bare = parse_node(item(spec__taints=[{"key": "dedicated", "effect": "NoSchedule"}]))
+    valued = parse_node(item(spec__taints=[{"key": "dedicated", "value": "ml", "effect": "NoSchedule"}]))
+    assert blocking_taints(bare, [{"key": "dedicated", "operator": "Equal", "effect": "NoSchedule"}]) == []
+    assert blocking_taints(bare, [{"key": "dedicated"}]) == []
+    assert blocking_taints(valued, [{"key": "dedicated"}]) == ["dedicated=ml:NoSchedule"]

@@ -50,3 +50,26 @@ def test_a_typed_node_name_must_be_one_of_the_class_exactly() -> None:
         assert re.match(pattern, name), name
     for other in ("gpuxb", "gpu-b", "xxy", "x+yy", "a-1\n", "GPU_", "a-12"):
         assert re.match(pattern, other) is None, other
+
+
+def test_a_driver_at_the_cuda_12_minimum_is_told_to_enable_the_cuda_12_images() -> None:
+    from components.image_specs import CUDA12, CUDA13
+    from components.nodes import parse_nodes
+    from components.profiles import build_profiles
+    from tests.fixtures.nodefactory import node, node_list
+
+    drivers = {
+        "at-minimum": f"{CUDA12.min_driver_major}.0.1",
+        "below": f"{CUDA12.min_driver_major - 1}.9.9",
+        "newest": f"{CUDA13.min_driver_major}.1.2",
+    }
+    doc = node_list(*(node(name, gpus=1, driver=driver) for name, driver in drivers.items()))
+    rows = {r.name: r for r in build_profiles(cfg(), parse_nodes(doc), GIVEN_REFS).nodes}
+    need = f"images need {CUDA13.min_driver_major}+"
+    assert rows["at-minimum"].reason == (
+        f"driver {drivers['at-minimum']}, {need}: upgrade the driver or enable the CUDA 12 images (images.cuda12: true)"
+    )
+    assert rows["below"].reason == (
+        f"driver {drivers['below']}, {need} ({CUDA12.min_driver_major}+ with images.cuda12): upgrade the driver"
+    )
+    assert rows["newest"].included and not rows["at-minimum"].included
