@@ -22,6 +22,19 @@ NS = exec_hub_text((COMPONENTS / "live_profiles.py").read_text(), {})
 GIB = 1024**3
 
 
+@pytest.fixture(autouse=True)
+def _fresh_regex_cache() -> None:
+    """Each test compiles its own patterns (the namespace is shared, and so would be its regex cache)."""
+    NS["_REGEX_CACHE"].clear()
+
+
+def test_patterns_are_compiled_once_and_an_empty_one_accepts_any_name() -> None:
+    compiled = NS["_compiled"]
+    assert compiled("^(?:a|b)$") is compiled("^(?:a|b)$")
+    assert compiled("^(?:a|b)$").match("b") and compiled("^(?:a|b)$").match("c") is None
+    assert compiled("").match("any-node") and compiled(None).match("x")
+
+
 def test_requests_as_the_scheduler_counts_them() -> None:
     pod = {
         "spec": {

@@ -73,3 +73,13 @@ def test_a_driver_at_the_cuda_12_minimum_is_told_to_enable_the_cuda_12_images() 
         f"driver {drivers['below']}, {need} ({CUDA12.min_driver_major}+ with images.cuda12): upgrade the driver"
     )
     assert rows["newest"].included and not rows["at-minimum"].included
+
+
+def test_the_plan_shows_given_digests_or_the_tags_a_build_will_pin() -> None:
+    from components.values import image_refs_for_plan
+
+    assert image_refs_for_plan(cfg()) == GIVEN_REFS
+    built = parse_config({**copy.deepcopy(BASE_CONFIG), "images": {"version": "2.1.0"}})
+    refs = image_refs_for_plan(built)
+    assert refs == {s.name: f"harbor.lab.example/jupyter/{s.name}:2.1.0" for s in built.images.specs()}
+    assert "jupyter-ml-cpu" in refs
