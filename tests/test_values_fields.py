@@ -83,3 +83,28 @@ def test_the_plan_shows_given_digests_or_the_tags_a_build_will_pin() -> None:
     refs = image_refs_for_plan(built)
     assert refs == {s.name: f"harbor.lab.example/jupyter/{s.name}:2.1.0" for s in built.images.specs()}
     assert "jupyter-ml-cpu" in refs
+
+
+def test_gpus_described_for_the_plan_table() -> None:
+    from components.nodes import parse_nodes
+    from components.profiles import describe_gpus
+    from tests.fixtures.nodefactory import node, node_list
+
+    doc = node_list(
+        node("plain", gpus=2, product="NVIDIA-GeForce-RTX-4090", memory_mib=24564),
+        node("big", gpus=1, memory_mib=1024 * 513),  # 513 GiB, not 512 (rounding, 1024 MiB each)
+        node("unlabelled", gpus=2, labelled=False),
+        node("sliced", gpus=1, replicas=4, product="NVIDIA-A10"),
+        node("sick", gpus=4, unhealthy=1),
+        node("mig", mig={"nvidia.com/mig-1g.10gb": 2, "nvidia.com/mig-3g.40gb": 1}, product="NVIDIA-A100"),
+    )
+    described = {n.name: describe_gpus(n) for n in parse_nodes(doc).nodes}
+    assert described == {
+        "plain": "2 x NVIDIA GeForce RTX 4090, 24 GiB",
+        "big": "1 x NVIDIA GeForce RTX 4090, 513 GiB",
+        "unlabelled": "2 x NVIDIA GPU (unlabelled), memory unknown",
+        "sliced": "1 x NVIDIA A10 SHARED, 24 GiB, time-sliced (4 slots, 1 per user)",  # GFD adds -SHARED
+        "sick": "4 x NVIDIA GeForce RTX 4090, 24 GiB, 1 of 4 unhealthy",
+        "mig": described["mig"],
+    }
+    assert described["mig"].endswith(", MIG 2 x 1g.10gb + 1 x 3g.40gb"), described["mig"]
