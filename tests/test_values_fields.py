@@ -105,6 +105,60 @@ def test_gpus_described_for_the_plan_table() -> None:
         "unlabelled": "2 x NVIDIA GPU (unlabelled), memory unknown",
         "sliced": "1 x NVIDIA A10 SHARED, 24 GiB, time-sliced (4 slots, 1 per user)",  # GFD adds -SHARED
         "sick": "4 x NVIDIA GeForce RTX 4090, 24 GiB, 1 of 4 unhealthy",
-        "mig": described["mig"],
+        "mig": "1 x NVIDIA A100, 24 GiB, MIG 2 x 1g.10gb + 1 x 3g.40gb",
     }
-    assert described["mig"].endswith(", MIG 2 x 1g.10gb + 1 x 3g.40gb"), described["mig"]
+
+
+def test_a_mig_node_whose_whole_gpu_is_partitioned_is_not_unhealthy() -> None:
+    from components.nodes import parse_node
+    from components.profiles import describe_gpus
+    from tests.fixtures.nodefactory import node
+
+    doc = node("mig", mig={"nvidia.com/mig-1g.10gb": 2}, product="NVIDIA-A100")
+    doc["status"]["allocatable"]["nvidia.com/gpu"] = "0"
+    doc["status"]["capacity"] = {**doc["status"].get("capacity", {}), "nvidia.com/gpu": "1"}
+    mig = parse_node(doc)
+    assert (mig.gpu_capacity, mig.gpu_allocatable) == (1, 0)
+    assert "unhealthy" not in describe_gpus(mig)
+
+
+def test_gpu_classes_split_by_product_and_memory_and_reasons_name_every_taint() -> None:
+    from components.nodes import parse_nodes
+    from components.profiles import build_profiles
+    from tests.fixtures.nodefactory import node, node_list
+
+    taints = [{"key": "a", "value": "x", "effect": "NoSchedule"}, {"key": "b", "effect": "NoExecute"}]
+    doc = node_list(
+        node("g1", gpus=1, product="NVIDIA-A10", memory_mib=24576),
+        node("g2", gpus=1, product="NVIDIA-L4", memory_mib=24576),
+        node("g3", gpus=1, product="NVIDIA-A10", memory_mib=49152),
+        node("off", gpus=1, cordoned=True),
+        node("tainted", gpus=1, taints=taints),
+    )
+    plan = build_profiles(cfg(), parse_nodes(doc), GIVEN_REFS)
+    classes = [p for p in plan.profiles if "node" in p.get("profile_options", {})]
+    assert sorted(sorted(c for c in p["profile_options"]["node"]["choices"] if c != "*") for p in classes) == [
+        ["g1"],
+        ["g2"],
+        ["g3"],
+    ]
+    reasons = {r.name: r.reason for r in plan.nodes}
+    assert reasons["off"] == "cordoned (unschedulable)"
+    assert (
+        reasons["tainted"] == "taint a=x:NoSchedule, b:NoExecute is not tolerated by GPU pods (profiles.gpuTolerations)"
+    )
+
+
+def test_without_sizing_descriptions_show_the_fixed_resources() -> None:
+    from components.nodes import parse_nodes
+    from components.profiles import build_profiles
+    from tests.fixtures.nodefactory import SCENARIOS
+
+    fixed = cfg(profiles={"sizing": {"enabled": False}})
+    plan = build_profiles(fixed, parse_nodes(SCENARIOS["mixed"]), GIVEN_REFS)
+    by_slug = {p["slug"]: p["description"] for p in plan.profiles}
+    r = fixed.profiles.gpu
+    assert by_slug["gpu"] == (
+        f"1 GPU on any GPU node; PyTorch with CUDA; {r.cpuGuarantee:g}-{r.cpuLimit:g} CPU, "
+        f"{r.memGuarantee}-{r.memLimit} memory"
+    )
