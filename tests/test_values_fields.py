@@ -1,5 +1,6 @@
 """Small parts of the values and profiles, pinned whole (mutation testing, scripts/mutation.sh, found the
-namespace's audit labels, the registry notes and the escaping of unusual node names unasserted)."""
+namespace's audit labels, the registry notes, the escaping of unusual node names and the texts of the spawn
+form unasserted)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import copy
 import re
 from typing import Any
 
-from components.config import parse_config
-from components.profiles import _names_regex
+from components.config import ImagesConfig, parse_config
+from components.nodes import parse_nodes
+from components.profiles import ANY_NODE, _names_regex, build_profiles
 from components.values import pod_security_labels, registry_notes
-from tests.conftest import BASE_CONFIG, GIVEN_REFS
+from tests.conftest import BASE_CONFIG, DIGEST, GIVEN_REFS
+from tests.fixtures.nodefactory import SCENARIOS
 
 
 def cfg(**patch: Any) -> Any:
@@ -162,3 +165,197 @@ def test_without_sizing_descriptions_show_the_fixed_resources() -> None:
         f"1 GPU on any GPU node; PyTorch with CUDA; {r.cpuGuarantee:g}-{r.cpuLimit:g} CPU, "
         f"{r.memGuarantee}-{r.memLimit} memory"
     )
+
+
+# ---- the spawn form: every profile's slug, name, description and default, and every choice's label, for the
+# node fixtures that reach each kind of profile (a wrong size in a description, a lost "time-sliced" or CUDA 12
+# label, a second default). Image choices are named after the images (image_specs): compared by rule.
+
+CLASS = "pick GPUs and a node; CPU and memory grow with the GPUs"
+
+
+def plan(scenario: str, **patch: Any) -> Any:
+    refs = dict(GIVEN_REFS)
+    if patch.get("images", {}).get("cuda12"):
+        names = [s.name for s in ImagesConfig(cuda12=True).specs()]
+        refs = {n: f"harbor.lab.example/jupyter/{n}@{DIGEST}" for n in names}
+        patch["images"] = {"build": False, "refs": refs, "cuda12": True}
+    cfg = parse_config({**copy.deepcopy(BASE_CONFIG), "images": {"build": False, "refs": refs}, **patch})
+    return build_profiles(cfg, parse_nodes(SCENARIOS[scenario]), refs)
+
+
+def form(profiles: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """(slug, name, description, default) and, per option but the image, (label, default) of each choice."""
+    out: list[tuple[Any, ...]] = []
+    for p in profiles:
+        out.append((p["slug"], p["display_name"], p["description"], p.get("default", False)))
+        for name, option in p.get("profile_options", {}).items():
+            if name != "image":
+                choices = [(c["display_name"], c.get("default", False)) for c in option["choices"].values()]
+                out.append((name, option["display_name"], choices))
+    return out
+
+
+def images(profile: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    option = profile["profile_options"]["image"]
+    assert option["display_name"] == "Image"
+    return [(k, c["display_name"], c.get("default", False)) for k, c in option["choices"].items()]
+
+
+SIZES = [("1.5 CPU · 6 GiB", True), ("3 CPU · 12 GiB", False), ("6 CPU · 24 GiB", False), ("12 CPU · 48 GiB", False)]
+
+
+def test_the_form_of_a_mixed_cluster() -> None:
+    p = plan("mixed", storage={"sharedCode": {"hostPath": "/srv/code"}})
+    assert form(p.profiles) == [
+        ("cpu", "Standard Environment (CPU)", "no GPU; 1.5 CPU · 6 GiB to 12 CPU · 48 GiB", True),
+        ("size", "Size", SIZES),
+        (
+            "sharedCode",
+            "Shared code",
+            [("Without shared code (any node)", True), ("With /srv/code read-only (runs on cp-1)", False)],
+        ),
+        (
+            "agent-dev",
+            "Agent Development",
+            "LangChain, LangGraph and vector stores; no GPU; 1.5 CPU · 6 GiB to 12 CPU · 48 GiB",
+            False,
+        ),
+        ("size", "Size", SIZES),
+        ("gpu", "GPU Environment (auto-select)", "1 GPU on any GPU node; PyTorch with CUDA; 12 CPU · 48 GiB", False),
+        (
+            "fine-tuning",
+            "Fine-tuning (Unsloth + QLoRA)",
+            "1 GPU, more memory; Unsloth, TRL, PEFT; 24 CPU · 96 GiB",
+            False,
+        ),
+        (
+            "gpu-nvidia-geforce-rtx-3090-24gib-x1",
+            "NVIDIA GeForce RTX 3090, 24 GiB (up to 1 per server)",
+            f"1 node(s); {CLASS}; 24 CPU · 96 GiB",
+            False,
+        ),
+        ("gpus", "GPUs", [("1 GPU · 24 CPU · 96 GiB", True)]),
+        (
+            "node",
+            "Node",
+            [("Any of 1 node(s)", True), ("gpu-node-1: 1 x NVIDIA GeForce RTX 3090, 24 GiB", False)],
+        ),
+        (
+            "gpu-nvidia-geforce-rtx-4090-24gib-x2",
+            "NVIDIA GeForce RTX 4090, 24 GiB (up to 2 per server)",
+            f"2 node(s); {CLASS}; 12 CPU · 48 GiB",
+            False,
+        ),
+        ("gpus", "GPUs", [("1 GPU · 12 CPU · 48 GiB", True), ("2 GPUs · 24 CPU · 96 GiB", False)]),
+        (
+            "node",
+            "Node",
+            [
+                ("Any of 2 node(s)", True),
+                ("gpu-node-2: 2 x NVIDIA GeForce RTX 4090, 24 GiB", False),
+                ("gpu-node-3: 2 x NVIDIA GeForce RTX 4090, 24 GiB", False),
+            ],
+        ),
+    ]
+    cpu, _agent, auto, tuning, *classes = p.profiles
+    assert "profile_options" not in tuning, "one CUDA variant: the fine-tuning image is fixed"
+    assert images(cpu) == [
+        ("jupyter-ml-cpu", "jupyter-ml-cpu", True),
+        ("jupyter-agent-dev", "jupyter-agent-dev", False),
+    ]
+    gpu_names = [name for name, _, _ in images(auto)]
+    assert gpu_names[0] == "jupyter-ml-gpu" and "jupyter-fine-tuning" in gpu_names
+    for profile in (auto, *classes):
+        assert images(profile) == [(n, n, i == 0) for i, n in enumerate(gpu_names)], profile["slug"]
+    unlisted = cpu["profile_options"]["image"]["unlisted_choice"]
+    assert {k: v for k, v in unlisted.items() if k not in ("validation_regex", "kubespawner_override")} == {
+        "enabled": True,
+        "display_name": "Other image from harbor.lab.example",
+        "display_name_in_choices": "Other image from harbor.lab.example...",
+        "validation_message": "Only images from harbor.lab.example/jupyter/<name>:<tag> or @sha256:<digest>",
+    }
+
+
+def test_mig_time_sliced_and_mps_classes() -> None:
+    mig = plan("mig")
+    assert form(mig.profiles[2:]) == [
+        (
+            "gpu-nvidia-a100-sxm4-80gb-80gib-mig-1g-10gb-3g-40gb",
+            "NVIDIA A100 SXM4 80GB, 80 GiB (MIG 1g.10gb, 3g.40gb)",
+            f"1 node(s); {CLASS}; 6 CPU · 24 GiB",
+            False,
+        ),
+        ("gpus", "GPUs", [("1 x MIG 1g.10gb · 6 CPU · 24 GiB", True), ("1 x MIG 3g.40gb · 6 CPU · 24 GiB", False)]),
+        (
+            "node",
+            "Node",
+            [
+                ("Any of 1 node(s)", True),
+                ("a100-1: 1 x NVIDIA A100 SXM4 80GB, 80 GiB, MIG 4 x 1g.10gb + 1 x 3g.40gb", False),
+            ],
+        ),
+    ]
+    assert list(mig.profiles[2]["profile_options"]["gpus"]["choices"]) == ["mig-1g-10gb", "mig-3g-40gb"]
+    assert "only MIG (mixed strategy) GPUs: no auto-select or fine-tuning profile; use the MIG profiles" in mig.notes
+    sharing = {p["slug"]: (p["display_name"], p["description"]) for p in plan("sharing").profiles[4:]}
+    assert sharing == {
+        "gpu-nvidia-a10-shared-22gib-mps": (
+            "NVIDIA A10 SHARED, 22 GiB (up to 1 per server, MPS)",
+            f"1 node(s); {CLASS}; 6 CPU · 24 GiB",
+        ),
+        "gpu-nvidia-l4-22gib-x1": ("NVIDIA L4, 22 GiB (up to 1 per server)", f"1 node(s); {CLASS}; 24 CPU · 96 GiB"),
+        "gpu-tesla-t4-shared-15gib-shared": (
+            "Tesla T4 SHARED, 15 GiB (up to 1 per server, time-sliced)",
+            f"1 node(s); {CLASS}; 6 CPU · 24 GiB",
+        ),
+    }
+
+
+def test_cuda_12_images_and_classes_say_which_drivers_they_are_for() -> None:
+    p = plan("drivers", images={"cuda12": True})
+    by_slug = {x["slug"]: x for x in p.profiles}
+    cu12 = " (CUDA 12, for drivers 525-579)"
+    auto = images(by_slug["gpu"])
+    assert [name for name, _, _ in auto if name.endswith("-cu12")] == [
+        name + "-cu12" for name, _, _ in auto if not name.endswith("-cu12")
+    ]
+    assert auto == [(n, n + cu12 if n.endswith("-cu12") else n, i == 0) for i, (n, _, _) in enumerate(auto)]
+    assert images(by_slug["fine-tuning"]) == [
+        ("jupyter-fine-tuning", "jupyter-fine-tuning", True),
+        ("jupyter-fine-tuning-cu12", "jupyter-fine-tuning-cu12" + cu12, False),
+    ]
+    assert [(s, x["display_name"]) for s, x in by_slug.items() if s.startswith("gpu-")] == [
+        ("gpu-nvidia-a100-sxm4-80gb-80gib-x1", "NVIDIA A100 SXM4 80GB, 80 GiB (up to 1 per server)"),
+        ("gpu-nvidia-geforce-rtx-4090-24gib-x1", "NVIDIA GeForce RTX 4090, 24 GiB (up to 1 per server)"),
+        (
+            "gpu-nvidia-geforce-rtx-4090-24gib-x1-cu12",
+            "NVIDIA GeForce RTX 4090, 24 GiB (up to 1 per server, CUDA 12 images)",
+        ),
+        ("gpu-nvidia-l40s-45gib-x2-cu12", "NVIDIA L40S, 45 GiB (up to 2 per server, CUDA 12 images)"),
+    ]
+    cu12_class = images(by_slug["gpu-nvidia-l40s-45gib-x2-cu12"])
+    assert cu12_class[0] == ("jupyter-ml-gpu-cu12", "jupyter-ml-gpu-cu12" + cu12, True)
+    assert all(label == name + cu12 for name, label, _ in cu12_class)
+    reasons = {r.name: r.reason for r in p.nodes}
+    assert reasons["gpu-550"] == "GPU choices, CUDA 12 images (driver 550.127.05)"
+    assert reasons["gpu-580"] == "GPU choices (driver 580.95.05)"
+    assert reasons["gpu-nolabel"] == "GPU choices (driver unknown)"
+    assert reasons["gpu-470"] == "driver 470.256.02, images need 580+ (CUDA 12 images: 525+): upgrade the driver"
+    assert p.notes == [
+        "driver unknown on gpu-nolabel (no nvidia.com/cuda.driver-version.major label: GPU feature discovery not "
+        "running?); offered the CUDA 13 images, which need driver 580+"
+    ]
+
+
+def test_one_size_or_none_is_no_picker() -> None:
+    tiny = plan("mixed", profiles={"sizing": {"fractions": [0.0625]}})
+    cpu = tiny.profiles[0]
+    assert "size" not in cpu["profile_options"] and "profile_options" not in tiny.profiles[1]
+    assert cpu["description"] == "no GPU; 1.5 CPU · 6 GiB"
+    fixed = plan("mixed", profiles={"sizing": {"enabled": False}}).profiles[0]
+    r = parse_config({**BASE_CONFIG, "images": {"build": False, "refs": GIVEN_REFS}}).profiles.cpu
+    assert fixed["description"] == (
+        f"no GPU; {r.cpuGuarantee:g}-{r.cpuLimit:g} CPU, {r.memGuarantee}-{r.memLimit} memory"
+    )
+    assert ANY_NODE not in fixed.get("profile_options", {})
