@@ -80,7 +80,7 @@ def _cpu_memory_requests(pod):
         res = container.get("resources") or {}
         merged = dict(res.get("limits") or {})
         merged.update(res.get("requests") or {})  # no request: the API server defaulted it to the limit
-        return _quantity(merged.get("cpu", "0"), millis=True), _quantity(merged.get("memory", "0"))
+        return _quantity(merged.get("cpu"), millis=True), _quantity(merged.get("memory"))  # absent: 0
 
     cpu = mem = 0
     for c in spec.get("containers") or []:
@@ -95,15 +95,15 @@ def _cpu_memory_requests(pod):
 def _node_entry(node):
     status = node.get("status") or {}
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
-    ready = ready and not (node.get("spec") or {}).get("unschedulable", False)
+    ready = ready and not (node.get("spec") or {}).get("unschedulable")
     allocatable = status.get("allocatable") or {}
     return {
         "ready": ready,
         "gpus": {k: _count(v) for k, v in allocatable.items() if GPU_RESOURCE_PATTERN.match(k)},
         "labels": dict((node.get("metadata") or {}).get("labels") or {}),
         "taints": list((node.get("spec") or {}).get("taints") or []),
-        "cpu": _quantity(allocatable.get("cpu", "0"), millis=True),
-        "memory": _quantity(allocatable.get("memory", "0")),
+        "cpu": _quantity(allocatable.get("cpu"), millis=True),
+        "memory": _quantity(allocatable.get("memory")),
     }
 
 
@@ -229,7 +229,7 @@ def _tolerated(taint, tolerations):
     for t in tolerations or []:
         if t.get("effect") and t["effect"] != taint.get("effect"):
             continue
-        if t.get("operator", "Equal") == "Exists":
+        if t.get("operator") == "Exists":  # otherwise Equal, the default
             if not t.get("key") or t["key"] == taint.get("key"):
                 return True
         elif t.get("key") == taint.get("key") and (t.get("value") or "") == (taint.get("value") or ""):
@@ -237,14 +237,20 @@ def _tolerated(taint, tolerations):
     return False
 
 
-def _room_for(size, info, override):
-    """Whether a node (usage entry) has the free CPU and memory for a size, and admits the pod."""
+def _admits(info, override):
+    """Whether a node (usage entry) is Ready and admits a pod with these affinity and tolerations."""
     if not info["ready"] or not affinity_admits(override.get("node_affinity_required"), info.get("labels") or {}):
         return False
-    for taint in info.get("taints") or []:
-        if taint.get("effect") in ("NoSchedule", "NoExecute") and not _tolerated(taint, override.get("tolerations")):
-            return False
-    return info["cpu"][0] >= size[0] and info["memory"][0] >= size[1]
+    return not any(
+        taint.get("effect") in ("NoSchedule", "NoExecute") and not _tolerated(taint, override.get("tolerations"))
+        for taint in info.get("taints") or []
+    )
+
+
+def _free_total(info, resources):
+    """(free, total) of some GPU resources on one node (usage entry); a resource it lacks counts 0."""
+    pairs = [info["resources"][r] for r in resources if r in info["resources"]]
+    return sum(p[0] for p in pairs), sum(p[1] for p in pairs)
 
 
 def _filter_sizes(profile, usage):
@@ -256,11 +262,11 @@ def _filter_sizes(profile, usage):
     choices = option.get("choices") or {}
     # the nodes this profile's pods may use, and their free CPU and memory, once for all sizes (a size
     # sets only CPU and memory, never affinity or tolerations)
-    rooms = [(info["cpu"][0], info["memory"][0]) for info in usage.values() if _room_for((0, 0), info, base)]
+    rooms = [(info["cpu"][0], info["memory"][0]) for info in usage.values() if _admits(info, base)]
     kept = {}
     for key, choice in choices.items():
         ov = choice.get("kubespawner_override") or {}
-        cpu, mem = int(float(ov.get("cpu_guarantee") or 0) * 1000), _spawner_bytes(ov.get("mem_guarantee") or "0")
+        cpu, mem = int(float(ov.get("cpu_guarantee") or 0) * 1000), _spawner_bytes(ov.get("mem_guarantee"))
         if any(free_cpu >= cpu and free_mem >= mem for free_cpu, free_mem in rooms):
             kept[key] = choice
     if not kept and choices:
@@ -342,10 +348,9 @@ def apply_availability(profiles, usage, user_groups, gpu_groups):
             if node_option is None:
                 terms = (profile.get("kubespawner_override") or {}).get("node_affinity_required")
                 free = sum(
-                    n["resources"].get(r, [0, 0])[0]
+                    _free_total(n, resources)[0]
                     for n in usage.values()
                     if n["ready"] and affinity_admits(terms, n.get("labels") or {})
-                    for r in resources
                 )
                 profile["display_name"] = f"{profile['display_name']} - {free} GPU(s) free now"
             else:
@@ -363,7 +368,7 @@ _REGEX_CACHE = {}
 
 def _compiled(pattern):
     if pattern not in _REGEX_CACHE:
-        _REGEX_CACHE[pattern] = re.compile(pattern or ".*")
+        _REGEX_CACHE[pattern] = re.compile(pattern)  # "" matches every name
     return _REGEX_CACHE[pattern]
 
 
@@ -383,8 +388,7 @@ def _annotate_nodes(option, usage, resources, terms=None):
         info = usage.get(node)
         if info is None or not info["ready"]:
             continue
-        free = sum(info["resources"].get(r, [0, 0])[0] for r in resources)
-        total = sum(info["resources"].get(r, [0, 0])[1] for r in resources)
+        free, total = _free_total(info, resources)
         if free <= 0:
             continue
         free_total += free
@@ -397,7 +401,7 @@ def _annotate_nodes(option, usage, resources, terms=None):
         accepts = _compiled(unlisted.get("validation_regex") or "")
         for node, info in usage.items():
             if info["ready"] and accepts.match(node) and affinity_admits(terms, info.get("labels") or {}):
-                free_total += sum(info["resources"].get(r, [0, 0])[0] for r in resources)
+                free_total += _free_total(info, resources)[0]
         if free_total <= 0:
             return False
     elif not named_nodes:

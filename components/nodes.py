@@ -324,7 +324,7 @@ def _tolerates(taint_key: str, taint_value: str, effect: str, tolerations: list[
     for t in tolerations:
         if t.get("effect") and t["effect"] != effect:
             continue
-        if t.get("operator", "Equal") == "Exists":
+        if t.get("operator") == "Exists":  # otherwise Equal, the default
             if not t.get("key") or t["key"] == taint_key:
                 return True
         elif t.get("key") == taint_key and t.get("value", "") == taint_value:

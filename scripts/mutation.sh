@@ -29,11 +29,28 @@ start=$SECONDS
 "$venv/bin/mutmut" results --all true > .work/mutation/results.txt 2>/dev/null || "$venv/bin/mutmut" results > .work/mutation/results.txt
 python3 - .work/mutation/results.txt "$((SECONDS - start))" <<'PY'
 import collections, sys
-counts = collections.Counter(line.rsplit(": ", 1)[1].strip() for line in open(sys.argv[1]) if ": " in line)
-killed = counts["killed"] + counts["timeout"] + counts["segfault"]
-scored = killed + counts["survived"]
-print(f"mutation.sh: {dict(counts)}")
+# results.txt lines: "    components.nodes.x_parse_node__mutmut_12: survived"
+by_file = collections.defaultdict(collections.Counter)
+for line in open(sys.argv[1]):
+    if ": " in line:
+        name, status = line.strip().rsplit(": ", 1)
+        by_file[name.split(".")[1]][status] += 1
+KILLED = ("killed", "timeout", "segfault", "caught by type check")
+UNDECIDED = ("not checked", "skipped", "check was interrupted by user")
+total = collections.Counter()
+print(f"mutation.sh: {'file':14} {'killed':>7} {'timeout':>7} {'survived':>8} {'no tests':>8} {'score':>6}")
+for name, counts in sorted(by_file.items()):
+    total.update(counts)
+    killed = sum(counts[k] for k in KILLED)
+    scored = sum(counts.values()) - sum(counts[k] for k in UNDECIDED)
+    score = f"{100 * killed / scored:.1f}%" if scored else "-"
+    print(f"mutation.sh: {name:14} {counts['killed']:7} {counts['timeout']:7} {counts['survived']:8} "
+          f"{counts['no tests']:8} {score:>6}")
+killed = sum(total[k] for k in KILLED)
+scored = sum(total.values()) - sum(total[k] for k in UNDECIDED)
+print(f"mutation.sh: {dict(total)}")
 if scored:
+    # mutmut's own score: killed and timed-out mutants over all mutants with a verdict ("no tests" counts against)
     print(f"mutation.sh: score {killed}/{scored} = {100 * killed / scored:.1f}% killed ({sys.argv[2]} s); "
           "survivors: .work/mutation/results.txt")
 PY

@@ -32,7 +32,7 @@ def test_patterns_are_compiled_once_and_an_empty_one_accepts_any_name() -> None:
     compiled = NS["_compiled"]
     assert compiled("^(?:a|b)$") is compiled("^(?:a|b)$")
     assert compiled("^(?:a|b)$").match("b") and compiled("^(?:a|b)$").match("c") is None
-    assert compiled("").match("any-node") and compiled(None).match("x")
+    assert compiled("").match("any-node")
 
 
 def test_requests_as_the_scheduler_counts_them() -> None:
@@ -359,22 +359,38 @@ def usage_entry(cpu: int, memory: int, *, ready: bool = True, taints: Any = (), 
     }
 
 
-def test_room_for_a_size_needs_a_ready_admitting_tolerated_node_with_the_cpu_and_memory() -> None:
-    room_for = NS["_room_for"]
-    size = (2000, 4 * GIB)
-    assert room_for(size, usage_entry(2000, 4 * GIB), {}), "exactly enough is enough"
-    assert not room_for(size, usage_entry(1999, 4 * GIB), {})
-    assert not room_for(size, usage_entry(2000, 4 * GIB - 1), {})
-    assert not room_for(size, usage_entry(8000, 8 * GIB, ready=False), {})
+def test_a_node_admits_a_pod_when_ready_affine_and_every_hard_taint_tolerated() -> None:
+    admits = NS["_admits"]
+    assert admits(usage_entry(0, 0), {}), "admission is not about room"
+    assert not admits(usage_entry(8000, 8 * GIB, ready=False), {})
     zone_b = {"node_affinity_required": [{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["b"]}]}]}
-    assert not room_for(size, usage_entry(8000, 8 * GIB), zone_b)
-    assert room_for(size, usage_entry(8000, 8 * GIB, labels={"zone": "b"}), zone_b)
+    assert not admits(usage_entry(8000, 8 * GIB), zone_b)
+    assert admits(usage_entry(8000, 8 * GIB, labels={"zone": "b"}), zone_b)
     for effect in ("NoSchedule", "NoExecute"):
         taint = {"key": "gpu", "effect": effect}
-        assert not room_for(size, usage_entry(8000, 8 * GIB, taints=[taint]), {}), effect
-        assert room_for(size, usage_entry(8000, 8 * GIB, taints=[taint]), {"tolerations": [{"key": "gpu"}]}), effect
+        assert not admits(usage_entry(8000, 8 * GIB, taints=[taint]), {}), effect
+        assert admits(usage_entry(8000, 8 * GIB, taints=[taint]), {"tolerations": [{"key": "gpu"}]}), effect
+        other = {"key": "spot", "effect": effect}
+        assert not admits(usage_entry(8000, 8 * GIB, taints=[taint, other]), {"tolerations": [{"key": "gpu"}]})
     soft = {"key": "gpu", "effect": "PreferNoSchedule"}
-    assert room_for(size, usage_entry(8000, 8 * GIB, taints=[soft]), {})
+    assert admits(usage_entry(8000, 8 * GIB, taints=[soft]), {})
+
+
+def test_a_size_needs_its_cpu_and_memory_free_on_one_node_exactly_enough_is_enough() -> None:
+    def shown(cpu: int, memory: int) -> list[str]:
+        return sorted(filtered(sized_profile(), {"n1": usage_entry(cpu, memory)}))
+
+    assert shown(2000, 4 * GIB) == ["m", "s"]
+    assert shown(1999, 4 * GIB) == ["s"]
+    assert shown(2000, 4 * GIB - 1) == ["s"]
+
+
+def test_free_and_total_gpus_of_a_node_count_only_the_resources_it_has() -> None:
+    info = {"resources": {"nvidia.com/gpu": [1, 4], "nvidia.com/mig-1g.10gb": [2, 7]}}
+    free_total = NS["_free_total"]
+    assert free_total(info, {"nvidia.com/gpu"}) == (1, 4)
+    assert free_total(info, {"nvidia.com/gpu", "nvidia.com/mig-1g.10gb"}) == (3, 11)
+    assert free_total(info, {"nvidia.com/gpu.shared"}) == (0, 0)
 
 
 def sized_profile(**override: Any) -> dict[str, Any]:
