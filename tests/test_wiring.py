@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import GIVEN_REFS, SECRETS
+from tests.hubconfig import hub_config
 from tests.program import Run
 from tests.test_program import run
 
@@ -111,3 +112,117 @@ def test_the_check_catches_a_wrong_key_or_name(prebuilt_config: dict[str, Any]) 
     values = r.one("kubernetes:helm.sh/v3:Release").inputs["values"]
     values["singleuser"]["storage"]["static"]["pvcName"] = "notebooks"
     assert any("claim 'notebooks'" in p for p in _check(r))
+
+
+# Login as the deployed hub configures it.
+# Login as the deployed hub configures it: the program's release values go through the published chart's own
+# jupyterhub_config.py (tests/hubconfig.py), the hub's environment is built from ``hub.extraEnv`` by following
+# each secretKeyRef into the Secret the program registers, and JupyterHub resolves and instantiates the
+# authenticator from that configuration. What is asserted is the authenticator's state (URLs, secrets, admin
+# and group rules), so a wrong class name, trait section, environment variable or Secret key fails here even
+# where the values "look" right (mutation testing found those unasserted).
+ADMIN_PASSWORD = "admin-password-value-3c9d-0123456789abcdef"
+
+
+def _hub_env(r: Any) -> dict[str, str]:
+    """The hub container's environment from hub.extraEnv, each secretKeyRef followed into its Secret."""
+    values = r.one("kubernetes:helm.sh/v3:Release").inputs["values"]
+    secrets = {
+        res.inputs["metadata"]["name"]: res.inputs.get("stringData") or {}
+        for res in r.of_type("kubernetes:core/v1:Secret")
+    }
+    env = {}
+    for name, entry in values["hub"]["extraEnv"].items():
+        ref = entry["valueFrom"]["secretKeyRef"]
+        env[name] = secrets[ref["name"]][ref["key"]]
+    return env
+
+
+def _authenticator(cfg: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The authenticator JupyterHub would run with the deployed configuration. The hub's environment stays
+    set for the rest of the test: extraConfig snippets and trait defaults (OAUTH_CLIENT_SECRET) read it."""
+    from jupyterhub import orm
+    from jupyterhub.app import JupyterHub
+
+    r = run(cfg)
+    values = r.one("kubernetes:helm.sh/v3:Release").inputs["values"]
+    for name, value in _hub_env(r).items():
+        monkeypatch.setenv(name, value)
+    c = hub_config(values)
+    app = JupyterHub(config=c)
+    db = orm.new_session_factory("sqlite:///:memory:")()  # the native authenticator keeps its table there
+    return app.authenticator_class(parent=app, config=c, db=db)
+
+
+def test_oidc_login_is_generic_oauth_against_the_issuers_endpoints(
+    base_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from oauthenticator.generic import GenericOAuthenticator
+
+    authenticator = _authenticator(base_config, monkeypatch)
+    assert type(authenticator) is GenericOAuthenticator
+    base = "https://keycloak.lab.example/realms/lab/protocol/openid-connect"
+    assert authenticator.authorize_url == f"{base}/auth"
+    assert authenticator.token_url == f"{base}/token"
+    assert authenticator.userdata_url == f"{base}/userinfo"
+    assert authenticator.client_id == "jupyterhub"
+    assert authenticator.client_secret == SECRETS["client"], "the secret reaches the authenticator from its Secret"
+    assert authenticator.oauth_callback_url == "https://jupyter.lab.example/hub/oauth_callback"
+    assert authenticator.allowed_groups == {"jupyter-users"}
+    assert authenticator.admin_groups == {"jupyter-admins"}
+    assert authenticator.manage_groups is True
+    assert authenticator.auth_state_groups_key == "oauth_user.groups"
+    assert authenticator.login_service == "single sign-on"
+
+
+def test_explicit_oidc_endpoints_replace_the_derived_ones(
+    base_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = copy.deepcopy(base_config)
+    cfg["auth"]["oidc"] |= {
+        "authorizeUrl": "https://sso.lab.example/authorize",
+        "tokenUrl": "https://sso.lab.example/token",
+        "userdataUrl": "https://sso.lab.example/me",
+    }
+    authenticator = _authenticator(cfg, monkeypatch)
+    assert (authenticator.authorize_url, authenticator.token_url, authenticator.userdata_url) == (
+        "https://sso.lab.example/authorize",
+        "https://sso.lab.example/token",
+        "https://sso.lab.example/me",
+    )
+
+
+@pytest.mark.parametrize("admins", [[], ["ada"]], ids=["no-admins", "admins"])
+def test_shared_password_login_takes_both_passwords_from_their_secret(
+    base_config: dict[str, Any], admins: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jupyterhub.authenticators.shared import SharedPasswordAuthenticator
+
+    cfg = copy.deepcopy(base_config)
+    cfg["auth"] = {"mode": "shared-password", "sharedPassword": SECRETS["shared"], "allowedUsers": ["ann", "bob"]}
+    if admins:
+        cfg["auth"] |= {"adminUsers": admins, "adminPassword": ADMIN_PASSWORD}
+    authenticator = _authenticator(cfg, monkeypatch)
+    assert type(authenticator) is SharedPasswordAuthenticator
+    assert authenticator.user_password == SECRETS["shared"]
+    assert authenticator.allowed_users == {"ann", "bob"}
+    assert authenticator.admin_users == set(admins)
+    assert authenticator.admin_password == (ADMIN_PASSWORD if admins else None)
+
+
+def test_native_login_is_the_guarded_native_authenticator_with_approval(
+    base_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nativeauthenticator import NativeAuthenticator
+
+    cfg = copy.deepcopy(base_config)
+    cfg["auth"] = {"mode": "native", "adminUsers": ["ada"], "adminPassword": ADMIN_PASSWORD}
+    authenticator = _authenticator(cfg, monkeypatch)
+    assert isinstance(authenticator, NativeAuthenticator) and type(authenticator) is not NativeAuthenticator
+    assert authenticator.open_signup is False
+    assert authenticator.minimum_password_length == 10
+    assert authenticator.admin_users == {"ada"}
+    assert authenticator.allow_all is True, "no allowedUsers: every approved account may log in"
+    cfg["auth"]["allowedUsers"] = ["ann"]
+    authenticator = _authenticator(cfg, monkeypatch)
+    assert authenticator.allow_all is False and authenticator.allowed_users == {"ann"}
