@@ -2,8 +2,12 @@
 # Mutation testing of the pure core with mutmut (config in pyproject.toml, [tool.mutmut]): every mutant of
 # config, nodes, profiles, values, storage_spec and live_profiles runs against the fast unit tests that reach
 # it, and the score is printed. Not in CI (it takes hours on 2 cores); run it after changing the core or its
-# tests, and read the survivors with `.work/mutation/venv/bin/mutmut show <name>`.
-# Usage: scripts/mutation.sh [FILE-GLOB ...]   e.g. scripts/mutation.sh 'components.nodes*'
+# tests, and read the survivors with `.work/mutation/venv/bin/mutmut show <name>`. Results are kept between
+# runs (mutmut re-runs only mutants of changed functions, or those named), so a run can be resumed.
+# Usage: scripts/mutation.sh [NAME-OR-GLOB ...]   e.g. scripts/mutation.sh 'components.nodes*'
+#        scripts/mutation.sh --sample N [--seed S]  run N unrun mutants drawn uniformly (a batch of a sample:
+#                                                   scripts/mutation_report.py estimates the rest from it)
+# Scores: docs/mutation.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ -x .venv/bin/python ]] || { echo "mutation.sh: run scripts/test.sh once first (it makes .venv)" >&2; exit 1; }
@@ -24,33 +28,19 @@ export GPU_JUPYTERHUB_CHART_DIR=${GPU_JUPYTERHUB_CHART_DIR:-$shared/chart/jupyte
 # subprocess a test starts would compile them again (4 s each) where PYTHONDONTWRITEBYTECODE is set.
 unset PYTHONDONTWRITEBYTECODE
 export PYTHONPYCACHEPREFIX=$PWD/.work/mutation/pycache
+sample_file=.work/mutation/sample.txt
+if [[ ${1:-} == --sample ]]; then
+  [[ -n ${2:-} ]] || { echo "mutation.sh: --sample needs a count" >&2; exit 2; }
+  seed=18
+  [[ ${3:-} == --seed ]] && seed=${4:?--seed needs a number}
+  "$venv/bin/mutmut" results --all true > .work/mutation/results.txt 2>/dev/null
+  python3 scripts/mutation_report.py .work/mutation/results.txt --draw "$2" --seed "$seed" > .work/mutation/batch.txt
+  [[ -s .work/mutation/batch.txt ]] || { echo "mutation.sh: no unrun mutant left to sample" >&2; exit 0; }
+  cat .work/mutation/batch.txt >> "$sample_file"
+  set -- $(cat .work/mutation/batch.txt)
+fi
 start=$SECONDS
 "$venv/bin/mutmut" run --max-children "${MUTATION_JOBS:-2}" "$@" || true
 "$venv/bin/mutmut" results --all true > .work/mutation/results.txt 2>/dev/null || "$venv/bin/mutmut" results > .work/mutation/results.txt
-python3 - .work/mutation/results.txt "$((SECONDS - start))" <<'PY'
-import collections, sys
-# results.txt lines: "    components.nodes.x_parse_node__mutmut_12: survived"
-by_file = collections.defaultdict(collections.Counter)
-for line in open(sys.argv[1]):
-    if ": " in line:
-        name, status = line.strip().rsplit(": ", 1)
-        by_file[name.split(".")[1]][status] += 1
-KILLED = ("killed", "timeout", "segfault", "caught by type check")
-UNDECIDED = ("not checked", "skipped", "check was interrupted by user")
-total = collections.Counter()
-print(f"mutation.sh: {'file':14} {'killed':>7} {'timeout':>7} {'survived':>8} {'no tests':>8} {'score':>6}")
-for name, counts in sorted(by_file.items()):
-    total.update(counts)
-    killed = sum(counts[k] for k in KILLED)
-    scored = sum(counts.values()) - sum(counts[k] for k in UNDECIDED)
-    score = f"{100 * killed / scored:.1f}%" if scored else "-"
-    print(f"mutation.sh: {name:14} {counts['killed']:7} {counts['timeout']:7} {counts['survived']:8} "
-          f"{counts['no tests']:8} {score:>6}")
-killed = sum(total[k] for k in KILLED)
-scored = sum(total.values()) - sum(total[k] for k in UNDECIDED)
-print(f"mutation.sh: {dict(total)}")
-if scored:
-    # mutmut's own score: killed and timed-out mutants over all mutants with a verdict ("no tests" counts against)
-    print(f"mutation.sh: score {killed}/{scored} = {100 * killed / scored:.1f}% killed ({sys.argv[2]} s); "
-          "survivors: .work/mutation/results.txt")
-PY
+echo "mutation.sh: $((SECONDS - start)) s; survivors: .work/mutation/results.txt"
+python3 scripts/mutation_report.py .work/mutation/results.txt --sample "$sample_file"

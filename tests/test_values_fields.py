@@ -359,3 +359,110 @@ def test_one_size_or_none_is_no_picker() -> None:
         f"no GPU; {r.cpuGuarantee:g}-{r.cpuLimit:g} CPU, {r.memGuarantee}-{r.memLimit} memory"
     )
     assert ANY_NODE not in fixed.get("profile_options", {})
+
+
+# ---- what mutation testing found unasserted in the profiles and values: the node option of a large class, the
+# resources of a class profile, the affinity of a class whose nodes lack a label, the GPU profiles the culler
+# watches, and the image rule's tag and digest forms.
+
+
+def gpu_nodes(count: int, **kw: Any) -> dict[str, Any]:
+    from tests.fixtures.nodefactory import node, node_list
+
+    return node_list(*(node(f"g{i:03d}", gpus=1, product="NVIDIA-L4", memory_mib=23034, **kw) for i in range(count)))
+
+
+def class_profile(count: int, **kw: Any) -> dict[str, Any]:
+    cfg = parse_config({**copy.deepcopy(BASE_CONFIG), "images": {"build": False, "refs": dict(GIVEN_REFS)}})
+    profiles = build_profiles(cfg, parse_nodes(gpu_nodes(count, **kw)), dict(GIVEN_REFS)).profiles
+    (profile,) = [p for p in profiles if p["slug"].startswith("gpu-")]
+    return profile
+
+
+def test_a_class_of_exactly_the_listing_limit_lists_every_node_and_one_more_gets_a_name_field() -> None:
+    from components.profiles import HOSTNAME_LABEL, NODE_CHOICES_MAX
+
+    listed = class_profile(NODE_CHOICES_MAX)["profile_options"]["node"]
+    assert len(listed["choices"]) == NODE_CHOICES_MAX + 1 and "unlisted_choice" not in listed
+    assert listed["choices"][ANY_NODE] == {
+        "display_name": f"Any of {NODE_CHOICES_MAX} node(s)",
+        "default": True,
+        "kubespawner_override": {"node_selector": {HOSTNAME_LABEL: None}},
+    }
+    option = class_profile(NODE_CHOICES_MAX + 1)["profile_options"]["node"]
+    assert list(option["choices"]) == [ANY_NODE]
+    assert option["choices"][ANY_NODE]["kubespawner_override"] == {"node_selector": {HOSTNAME_LABEL: None}}
+    unlisted = dict(option["unlisted_choice"])
+    regex = unlisted.pop("validation_regex")
+    assert re.fullmatch(regex, "g000") and re.fullmatch(regex, "g050") and not re.fullmatch(regex, "g051")
+    assert unlisted == {
+        "enabled": True,
+        "display_name": "Node name (one of the 51 NVIDIA L4 nodes)",
+        "display_name_in_choices": "A node by name...",
+        "validation_message": "The name of one of the 51 NVIDIA L4 nodes, such as g000",
+        "kubespawner_override": {"node_selector": {HOSTNAME_LABEL: "{value}"}},
+    }
+
+
+def test_a_class_profile_starts_at_its_default_size_and_limits() -> None:
+    profile = class_profile(2)
+    override = profile["kubespawner_override"]
+    default = next(c for c in profile["profile_options"]["gpus"]["choices"].values() if c.get("default"))
+    for key in ("cpu_guarantee", "cpu_limit", "mem_guarantee", "mem_limit"):
+        assert override[key] == default["kubespawner_override"][key], key
+    assert override["cpu_guarantee"] > 0 and override["mem_guarantee"]
+
+
+def test_a_class_without_the_memory_label_is_kept_in_by_host_name() -> None:
+    from components.profiles import _class_affinity
+
+    labelled = list(parse_nodes(gpu_nodes(2)).nodes)
+    terms = _class_affinity(labelled, [{"matchExpressions": []}])
+    assert [e["key"] for e in terms[0]["matchExpressions"]] == ["nvidia.com/gpu.product", "nvidia.com/gpu.memory"]
+    unknown = [n.model_copy(update={"gpu": n.gpu.model_copy(update={"memory_mib": None})}) for n in labelled]
+    assert _class_affinity(unknown, [{"matchExpressions": []}]) == [
+        {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": ["g000", "g001"]}]}
+    ]
+
+
+def test_the_gpu_profiles_are_those_that_can_hold_a_gpu_in_the_profile_or_a_choice() -> None:
+    from components.values import gpu_profile_slugs
+
+    cpu = {"slug": "cpu", "kubespawner_override": {"extra_resource_limits": {}}}
+    fixed = {"slug": "fixed", "kubespawner_override": {"extra_resource_limits": {"nvidia.com/gpu": "1"}}}
+    chosen = {
+        "slug": "chosen",
+        "kubespawner_override": {},
+        "profile_options": {
+            "gpus": {"choices": {"one": {"kubespawner_override": {"extra_resource_limits": {"nvidia.com/gpu": "1"}}}}}
+        },
+    }
+    bare = {"slug": "bare", "profile_options": {"size": {"choices": {"s": {}}}}}
+    assert gpu_profile_slugs([cpu, fixed, chosen, bare]) == ["fixed", "chosen"]
+    assert gpu_profile_slugs(plan("mixed").profiles) == [
+        "gpu",
+        "fine-tuning",
+        "gpu-nvidia-geforce-rtx-3090-24gib-x1",
+        "gpu-nvidia-geforce-rtx-4090-24gib-x2",
+    ]
+
+
+def test_the_image_rule_takes_tags_and_lowercase_digests_of_the_project_only() -> None:
+    from components.values import image_guard_pattern
+
+    rule = re.compile(image_guard_pattern("harbor.lab.example", "jupyter"))
+    good = [
+        "harbor.lab.example/jupyter/my-image:v1.2-rc_3",
+        "harbor.lab.example/jupyter/team/my_image:Latest",
+        f"harbor.lab.example/jupyter/x@{DIGEST}",
+    ]
+    bad = [
+        "harbor.lab.example/jupyter/x",
+        f"harbor.lab.example/jupyter/x@{DIGEST.upper()}",
+        "harbor.lab.example/other/x:v1",
+        "harborXlab.example/jupyter/x:v1",
+        "docker.io/jupyter/x:v1",
+        "harbor.lab.example/jupyter/X:v1",
+        "harbor.lab.example/jupyter/x:-v1",
+    ]
+    assert [bool(rule.fullmatch(r)) for r in good + bad] == [True] * len(good) + [False] * len(bad)
