@@ -466,3 +466,87 @@ def test_the_image_rule_takes_tags_and_lowercase_digests_of_the_project_only() -
         "harbor.lab.example/jupyter/x:-v1",
     ]
     assert [bool(rule.fullmatch(r)) for r in good + bad] == [True] * len(good) + [False] * len(bad)
+
+
+def test_a_mig_class_and_its_slices_start_at_the_default_size_not_the_fixed_resources() -> None:
+    profile = plan("mig").profiles[2]
+    sized = {"cpu_guarantee": 6.0, "cpu_limit": 6.0, "mem_guarantee": "24G", "mem_limit": "24G"}
+    assert {k: profile["kubespawner_override"][k] for k in sized} == sized
+    for choice in profile["profile_options"]["gpus"]["choices"].values():
+        assert {k: choice["kubespawner_override"][k] for k in sized} == sized
+
+
+def test_class_slugs_say_unknown_memory_round_to_whole_gib_and_never_collide() -> None:
+    from tests.fixtures.nodefactory import node, node_list
+
+    slugs = [p["slug"] for p in plan("unlabelled").profiles if p["slug"].startswith("gpu-")]
+    assert slugs == ["gpu-nvidia-gpu-unlabelled-unknown-memory-x2"]
+    cfg = parse_config({**copy.deepcopy(BASE_CONFIG), "images": {"build": False, "refs": dict(GIVEN_REFS)}})
+    nodes = node_list(
+        node("a", gpus=1, product="NVIDIA-L4", memory_mib=46592),  # 45.5 GiB: rounds to 46
+        node("b", gpus=1, product="NVIDIA_L4", memory_mib=46592),  # another product, the same slug
+        node("c", gpus=1, product="NVIDIA-L4", memory_mib=46591),
+    )
+    profiles = build_profiles(cfg, parse_nodes(nodes), dict(GIVEN_REFS)).profiles
+    assert [(p["slug"], p["display_name"]) for p in profiles if p["slug"].startswith("gpu-")] == [
+        ("gpu-nvidia-l4-45gib-x1", "NVIDIA L4, 45 GiB (up to 1 per server)"),
+        ("gpu-nvidia-l4-46gib-x1", "NVIDIA L4, 46 GiB (up to 1 per server)"),
+        ("gpu-nvidia-l4-46gib-x1-2", "NVIDIA_L4, 46 GiB (up to 1 per server)"),
+    ]
+
+
+def test_notes_for_a_cluster_without_gpus_and_for_a_host_path_mount() -> None:
+    p = plan("nogpu", storage={"sharedCode": {"hostPath": "/srv/code"}})
+    assert (
+        "no usable GPU node (none has nvidia.com/gpu or MIG resources allocatable, Ready, schedulable, with "
+        "tolerated taints and a driver the images support): no GPU profiles"
+    ) in p.notes
+    assert (
+        "storage.sharedCode mounts a hostPath, which Pod Security forbids at every level but privileged: the "
+        "namespace enforces none (it still warns and audits at restricted)"
+    ) in p.notes
+
+
+def test_a_node_labelled_gpu_present_without_allocatable_gpus_is_explained() -> None:
+    from tests.fixtures.nodefactory import node, node_list
+
+    doc = node_list(node("gpu-nodp", gpus=1))
+    for counts in ("allocatable", "capacity"):
+        doc["items"][0]["status"].get(counts, {}).pop("nvidia.com/gpu", None)
+    cfg = parse_config({**copy.deepcopy(BASE_CONFIG), "images": {"build": False, "refs": dict(GIVEN_REFS)}})
+    (row,) = build_profiles(cfg, parse_nodes(doc), dict(GIVEN_REFS)).nodes
+    assert (row.included, row.reason) == (
+        False,
+        "labelled GPU-present but no nvidia.com/gpu allocatable (device plugin not running?)",
+    )
+
+
+def test_user_pods_pull_with_the_secret_only_when_there_are_credentials() -> None:
+    from components.values import PULL_SECRET, pull_secrets
+
+    assert pull_secrets(cfg()) == [PULL_SECRET]
+    without = copy.deepcopy(BASE_CONFIG)
+    without["registry"] = {"host": "harbor.lab.example", "project": "jupyter"}
+    assert pull_secrets(parse_config({**without, "images": {"build": False, "refs": dict(GIVEN_REFS)}})) == []
+
+
+def test_the_gpu_culler_checks_a_quarter_of_its_timeout_at_most_every_everyseconds() -> None:
+    from components.values import GPU_CULLER_SCOPES, gpu_culler_values
+
+    def every(timeout: int, every_seconds: int = 3600) -> str:
+        c = cfg(culling={"gpuTimeoutSeconds": timeout, "everySeconds": every_seconds})
+        values = gpu_culler_values(c, plan("mixed"))
+        assert values["loadRoles"] == {"gpu-culler": {"services": ["gpu-culler"], "scopes": list(GPU_CULLER_SCOPES)}}
+        (flag,) = [a for a in values["services"]["gpu-culler"]["command"] if a.startswith("--every=")]
+        return flag
+
+    assert every(2000) == "--every=500"
+    assert every(200) == "--every=60", "never more often than a minute"
+    assert every(2000, every_seconds=300) == "--every=300"
+
+
+def test_gpu_profiles_skip_options_without_choices() -> None:
+    from components.values import gpu_profile_slugs
+
+    free_form = {"slug": "free", "kubespawner_override": {}, "profile_options": {"image": {"unlisted_choice": {}}}}
+    assert gpu_profile_slugs([free_form]) == []
