@@ -298,3 +298,10 @@ def test_namespace_keys_from_pulumis_flat_config_map() -> None:
     }
     kept = namespace_keys(flat, decode_json=False)
     assert kept["hub"] == '{"host": "j.lab.example"}' and kept["profiles"] == '["not", "an", "object"]'
+
+
+def test_every_key_is_described_in_the_reference() -> None:
+    from components.config import reference_rows
+
+    undescribed = [key for key, _type, _default, description in reference_rows() if not description]
+    assert undescribed == []
