@@ -54,44 +54,61 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def report(results: dict[str, str], sample: list[str]) -> None:
+    """Per-file table, then the overall estimate from the sample. The score leaves equivalent mutants out
+    (killed / (run - equivalent)); "raw" counts them as survivors."""
     equivalent = equivalent_names() & {n for n, s in results.items() if s == "survived"}
     by_file: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     for name, status in results.items():
         status = "equivalent" if name in equivalent else status
         by_file[name.split(".")[1]][status] += 1
-    columns = ("mutants", "killed", "survived", "equiv.", "no test", "unrun", "score")
+    columns = ("mutants", "killed", "survived", "equiv.", "no test", "unrun", "score", "raw")
     print(f"{'file':14} " + " ".join(f"{c:>8}" for c in columns))
     total: collections.Counter[str] = collections.Counter()
     for name, counts in sorted(by_file.items()):
         total.update(counts)
         _row(name, counts)
     _row("all", total)
-    unrun = [n for n, s in results.items() if s in UNRUN]
-    if not sample:
-        return
     done = [n for n in sample if results.get(n) not in UNRUN]
-    killed = sum(1 for n in done if results[n] in KILLED or n in equivalent)
-    lo, hi = wilson(killed, len(done))
+    if not done:
+        return
+    killed = sum(1 for n in done if results[n] in KILLED)
+    equiv = sum(1 for n in done if n in equivalent)
+    lo, hi = wilson(killed, len(done) - equiv)
+    rate = killed / max(1, len(done) - equiv)
     print(
-        f"sample: {len(done)} of {len(sample)} drawn mutants run, {killed} killed or equivalent "
-        f"({100 * killed / max(1, len(done)):.1f} %, 95 % interval {100 * lo:.1f}-{100 * hi:.1f} %)"
+        f"sample: {len(done)} of {len(sample)} drawn mutants run: {killed} killed, {equiv} equivalent, "
+        f"{len(done) - killed - equiv} survived; {100 * rate:.1f} % killed (95 % interval "
+        f"{100 * lo:.1f}-{100 * hi:.1f} %)"
     )
-    # the measured mutants, plus the sample's rate for those still unrun
-    measured_killed = sum(total[k] for k in KILLED) + total["equivalent"]
-    measured = sum(total.values()) - sum(total[k] for k in UNRUN)
-    everything = sum(total.values())
-    rest = len(unrun)
-    for label, rate in (("estimate", killed / max(1, len(done))), ("low", lo), ("high", hi)):
-        score = (measured_killed + rate * rest) / everything
-        print(f"overall {label}: {100 * score:.1f} % ({measured} measured, {rest} unrun at the sample's rate)")
+    # the mutants with a result, plus the unrun ones at the sample's rates
+    unrun = sum(total[k] for k in UNRUN)
+    known_killed = sum(total[k] for k in KILLED)
+    known_scored = sum(total.values()) - unrun - total["equivalent"]
+    unrun_scored = unrun * (1 - equiv / len(done))
+    for label, r in (("estimate", rate), ("low", lo), ("high", hi)):
+        score = (known_killed + r * unrun_scored) / (known_scored + unrun_scored)
+        print(
+            f"overall {label}: {100 * score:.1f} % killed of the non-equivalent mutants "
+            f"({sum(total.values()) - unrun} with a result, {unrun} unrun estimated from the sample)"
+        )
 
 
 def _row(name: str, counts: collections.Counter[str]) -> None:
     killed = sum(counts[k] for k in KILLED)
     unrun = sum(counts[k] for k in UNRUN)
     scored = sum(counts.values()) - unrun
-    score = f"{100 * (killed + counts['equivalent']) / scored:.1f}%" if scored else "-"
-    cells = (sum(counts.values()), killed, counts["survived"], counts["equivalent"], counts["no tests"], unrun, score)
+    score = f"{100 * killed / (scored - counts['equivalent']):.1f}%" if scored > counts["equivalent"] else "-"
+    raw = f"{100 * killed / scored:.1f}%" if scored else "-"
+    cells = (
+        sum(counts.values()),
+        killed,
+        counts["survived"],
+        counts["equivalent"],
+        counts["no tests"],
+        unrun,
+        score,
+        raw,
+    )
     print(f"{name:14} " + " ".join(f"{c:>8}" for c in cells))
 
 

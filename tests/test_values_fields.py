@@ -550,3 +550,76 @@ def test_gpu_profiles_skip_options_without_choices() -> None:
 
     free_form = {"slug": "free", "kubespawner_override": {}, "profile_options": {"image": {"unlisted_choice": {}}}}
     assert gpu_profile_slugs([free_form]) == []
+
+
+def test_skipped_nodes_are_rows_that_say_whether_user_pods_are_kept_off() -> None:
+    from tests.fixtures.nodefactory import node, node_list
+
+    rows = {r.name: r for r in plan("hostile").nodes}
+    assert (rows["gpu-exa"].control_plane, rows["gpu-exa"].gpus, rows["gpu-exa"].included) == (False, "?", False)
+    assert rows["gpu-exa"].reason == (
+        "unreadable node data: nvidia.com/gpu = '1E' is not a plausible GPU count (more than 1024); no user pods"
+    )
+    # the same name also read well once (a duplicate): the readable entry is used, the other is only reported
+    good = node("gpu-a", gpus=1, control_plane=True)
+    bad = copy.deepcopy(good)
+    bad["status"]["allocatable"]["nvidia.com/gpu"] = "1E"
+    both = build_profiles(cfg(), parse_nodes(node_list(good, bad)), dict(GIVEN_REFS)).nodes
+    assert [(r.control_plane, r.included, r.reason) for r in both] == [
+        (True, True, "GPU choices (driver 580.95.05)"),
+        (False, False, "unreadable node data: nvidia.com/gpu = '1E' is not a plausible GPU count (more than 1024)"),
+    ]
+
+
+def test_the_storage_check_note_names_ten_nodes_and_counts_the_rest() -> None:
+    (note,) = [n for n in plan("large-300", verifyStorage=True).notes if n.startswith("verifyStorage")]
+    names = ", ".join(f"cpu-{i:04d}" for i in range(150, 160))
+    assert note == f"verifyStorage: the storage check runs on 300 node(s) where user pods can run: {names} and 290 more"
+
+
+def test_each_image_choice_sets_its_image_and_the_nodes_it_runs_on() -> None:
+    p = plan("drivers", images={"cuda12": True})
+    auto = next(x for x in p.profiles if x["slug"] == "gpu")
+    for name, choice in auto["profile_options"]["image"]["choices"].items():
+        override = choice["kubespawner_override"]
+        assert override["image"] == f"harbor.lab.example/jupyter/{name}@{DIGEST}"
+        drivers = [e for t in override["node_affinity_required"] for e in t["matchExpressions"] if "driver" in e["key"]]
+        assert drivers, f"{name} is kept to nodes whose driver runs it"
+
+
+def test_a_node_list_that_is_not_an_object_is_named() -> None:
+    import pytest
+
+    from components.nodes import NodeDataError
+
+    with pytest.raises(NodeDataError) as e:
+        parse_nodes([])  # type: ignore[arg-type]
+    assert str(e.value) == "node list must be a JSON object with an `items` list (kubectl get nodes -o json)"
+
+
+def test_the_culler_is_off_when_culling_is_and_mounts_its_script() -> None:
+    from components.values import GPU_CULLER_PATH, gpu_culler_values
+
+    assert gpu_culler_values(cfg(culling={"enabled": False}), plan("mixed")) == {}
+    assert gpu_culler_values(cfg(culling={"gpuTimeoutSeconds": 0}), plan("mixed")) == {}
+    files = gpu_culler_values(cfg(), plan("mixed"))["extraFiles"]
+    assert list(files) == ["gpu-culler"] and files["gpu-culler"]["mountPath"] == GPU_CULLER_PATH
+
+
+def test_hub_tls_secret_and_the_user_pods_security_contexts() -> None:
+    from components.values import values_from_plan
+
+    values = values_from_plan(cfg(), plan("mixed"), dict(GIVEN_REFS))
+    assert values["ingress"]["tls"] == [{"hosts": ["jupyter.lab.example"], "secretName": "jupyterhub-tls"}]
+    spawner = values["hub"]["config"]["KubeSpawner"]
+    assert (
+        spawner["container_security_context"]
+        == {
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+            "allowPrivilegeEscalation": False,
+        }
+        or spawner["container_security_context"]["runAsNonRoot"] is True
+    )
+    assert spawner["pod_security_context"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
