@@ -612,14 +612,10 @@ def test_hub_tls_secret_and_the_user_pods_security_contexts() -> None:
     values = values_from_plan(cfg(), plan("mixed"), dict(GIVEN_REFS))
     assert values["ingress"]["tls"] == [{"hosts": ["jupyter.lab.example"], "secretName": "jupyterhub-tls"}]
     spawner = values["hub"]["config"]["KubeSpawner"]
-    assert (
-        spawner["container_security_context"]
-        == {
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-            "allowPrivilegeEscalation": False,
-        }
-        or spawner["container_security_context"]["runAsNonRoot"] is True
-    )
+    # allowPrivilegeEscalation: KubeSpawner's allow_privilege_escalation (False) adds it
+    assert spawner["container_security_context"] == {
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
     assert spawner["pod_security_context"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
