@@ -619,3 +619,55 @@ def test_hub_tls_secret_and_the_user_pods_security_contexts() -> None:
         "seccompProfile": {"type": "RuntimeDefault"},
     }
     assert spawner["pod_security_context"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def test_network_policies_ingress_and_core_pod_placement() -> None:
+    from components.values import CORE_POD_AFFINITY, values_from_plan
+
+    values = values_from_plan(cfg(), plan("mixed"), dict(GIVEN_REFS))
+    assert values["ingress"]["enabled"] is True
+    assert values["hub"]["networkPolicy"] == {"enabled": True, "egressAllowRules": {"privateIPs": True}}
+    assert values["singleuser"]["networkPolicy"] == {
+        "enabled": True,
+        "egressAllowRules": {
+            "cloudMetadataServer": False,
+            "dnsPortsKubeSystemNamespace": True,
+            "dnsPortsPrivateIPs": True,
+            "nonPrivateIPs": True,
+            "privateIPs": False,
+        },
+        "egress": [],
+    }
+    assert values["hub"]["extraPodSpec"] == {"affinity": CORE_POD_AFFINITY}
+    assert values["proxy"]["chp"]["extraPodSpec"] == {"affinity": CORE_POD_AFFINITY}
+
+
+def test_nodes_with_an_unknown_driver_are_named_five_at_a_time() -> None:
+    from tests.fixtures.nodefactory import node, node_list
+
+    doc = node_list(*(node(f"nodrv-{i}", gpus=1, driver=None) for i in range(7)))
+    notes = build_profiles(cfg(), parse_nodes(doc), dict(GIVEN_REFS)).notes
+    (note,) = [n for n in notes if n.startswith("driver unknown")]
+    assert note.startswith("driver unknown on nodrv-0, nodrv-1, nodrv-2, nodrv-3, nodrv-4 and 2 more (")
+
+
+def test_without_shared_code_removes_the_very_volume_and_mount_with_adds() -> None:
+    option = plan("mixed", storage={"sharedCode": {"hostPath": "/srv/code"}}).profiles[0]["profile_options"]
+    off, on = (option["sharedCode"]["choices"][k]["kubespawner_override"] for k in ("off", "on"))
+    assert off == {"volumes": {"shared-code": None}, "volume_mounts": {"shared-code": None}}
+    assert set(on["volumes"]) == set(on["volume_mounts"]) == {"shared-code"}
+
+
+def test_a_guarantee_is_rounded_to_millicores() -> None:
+    from components.profiles import _size_resources
+    from components.sizing import Size
+
+    assert _size_resources(Size(cpu=3, memory_gib=12), 0.33333)["cpu_guarantee"] == 1.0
+    assert _size_resources(Size(cpu=1, memory_gib=4), 0.12345)["cpu_guarantee"] == 0.123
+
+
+def test_one_shared_gpu_slot_is_a_shared_gpu() -> None:
+    from tests.fixtures.nodefactory import node, node_list
+
+    (gpu_node,) = parse_nodes(node_list(node("ts", gpus=1, replicas=1, renamed=True))).nodes
+    assert gpu_node.gpu is not None and gpu_node.gpu.resource == "nvidia.com/gpu.shared"
