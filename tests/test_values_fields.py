@@ -671,3 +671,24 @@ def test_one_shared_gpu_slot_is_a_shared_gpu() -> None:
 
     (gpu_node,) = parse_nodes(node_list(node("ts", gpus=1, replicas=1, renamed=True))).nodes
     assert gpu_node.gpu is not None and gpu_node.gpu.resource == "nvidia.com/gpu.shared"
+
+
+def test_without_sizing_a_mig_class_and_its_slices_use_the_fixed_gpu_resources() -> None:
+    gpu = {"cpuGuarantee": 2, "cpuLimit": 4, "memGuarantee": "8G", "memLimit": "16G"}
+    profile = plan("mig", profiles={"sizing": {"enabled": False}, "gpu": gpu}).profiles[2]
+    fixed = {"cpu_guarantee": 2, "cpu_limit": 4, "mem_guarantee": "8G", "mem_limit": "16G"}
+    assert {k: profile["kubespawner_override"][k] for k in fixed} == fixed
+    for choice in profile["profile_options"]["gpus"]["choices"].values():
+        assert {k: choice["kubespawner_override"][k] for k in fixed} == fixed
+
+
+def test_fine_tuning_image_choices_set_the_image_and_its_driver_terms() -> None:
+    p = plan("drivers", images={"cuda12": True})
+    tuning = next(x for x in p.profiles if x["slug"] == "fine-tuning")
+    choices = tuning["profile_options"]["image"]["choices"]
+    assert list(choices) == ["jupyter-fine-tuning", "jupyter-fine-tuning-cu12"]
+    for name, choice in choices.items():
+        override = choice["kubespawner_override"]
+        assert override["image"] == f"harbor.lab.example/jupyter/{name}@{DIGEST}"
+        drivers = [e for t in override["node_affinity_required"] for e in t["matchExpressions"] if "driver" in e["key"]]
+        assert drivers, name
