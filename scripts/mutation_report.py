@@ -38,10 +38,13 @@ def read_results(path: Path) -> dict[str, str]:
 
 
 def equivalent_names() -> set[str]:
-    """Mutants docs/mutation.md judges equivalent (its list items start with the mutant's name in backticks)."""
+    """Mutants docs/mutation.md judges equivalent: the list items of its "Equivalent mutants" section that start
+    with a mutant's name in backticks."""
     if not EQUIVALENT_DOC.exists():
         return set()
-    return set(re.findall(r"^- `(components\.[^`]+__mutmut_\d+)`", EQUIVALENT_DOC.read_text(), re.MULTILINE))
+    text = EQUIVALENT_DOC.read_text()
+    section = text.split("## Equivalent mutants", 1)[-1].split("\n## ", 1)[0]
+    return set(re.findall(r"^- `(components\.[^`]+__mutmut_\d+)`", section, re.MULTILINE))
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
