@@ -114,7 +114,6 @@ def test_the_check_catches_a_wrong_key_or_name(prebuilt_config: dict[str, Any]) 
     assert any("claim 'notebooks'" in p for p in _check(r))
 
 
-# Login as the deployed hub configures it.
 # Login as the deployed hub configures it: the program's release values go through the published chart's own
 # jupyterhub_config.py (tests/hubconfig.py), the hub's environment is built from ``hub.extraEnv`` by following
 # each secretKeyRef into the Secret the program registers, and JupyterHub resolves and instantiates the
