@@ -2,7 +2,8 @@
 with KWOK simulating the nodes (from the test fixtures' `kubectl get nodes -o json` documents) and their pods.
 
 Usage (the toolchain from scripts/e2e/setup.sh must be built):
-  python scripts/e2e/cluster.py up NAME NODES.json [NODES.json ...]   prints the kube context
+  python scripts/e2e/cluster.py up NAME NODES.json [NODES.json ...] [--real-node SANDBOX_IMAGE]
+                                                                      prints the kube context
   python scripts/e2e/cluster.py add-nodes NAME NODES.json             adds or replaces nodes
   python scripts/e2e/cluster.py switch-off NAME NODE                   the node's machine goes off
   python scripts/e2e/cluster.py down NAME                             deletes the cluster (idempotent)
@@ -169,14 +170,23 @@ def _wait(what: str, check: Any, timeout: float) -> None:
     raise ClusterError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def up(name: str, node_files: list[Path]) -> str:
-    """Create cluster ``name`` with the nodes of ``node_files``; returns its kube context."""
+def up(name: str, node_files: list[Path], sandbox_image: str | None = None) -> str:
+    """Create cluster ``name`` with the nodes of ``node_files``; returns its kube context. With
+    ``sandbox_image`` the cluster also gets a real node (scripts/e2e/node.py) whose pods really run."""
     bin_dir = toolchain_bin()
     missing = [b for b in ("kwokctl", "kwok", "etcd", "kube-apiserver", "kubectl") if not (bin_dir / b).exists()]
     if missing:
         raise ClusterError(f"toolchain missing {', '.join(missing)} in {bin_dir}: run scripts/e2e/setup.sh first")
     e2e_dir().mkdir(parents=True, exist_ok=True)
     down(name)
+    real: list[str] = []
+    if sandbox_image:
+        import node
+
+        node.network_up()  # the API server advertises the bridge's address, so it must exist first
+        config = e2e_dir() / f"kwokctl-{name}.json"
+        config.write_text(node.kwokctl_config())
+        real = [f"--config={config}"]
     _run(
         [
             "kwokctl",
@@ -197,14 +207,26 @@ def up(name: str, node_files: list[Path]) -> str:
             f"--extra-args=kwok-controller=manage-nodes-with-annotation-selector={KWOK_ANNOTATION}=fake",
             "--wait=120s",
             "--quiet-pull",
+            *real,
         ]
     )
     kubectl(name, "create", "-f", "-", stdin=json.dumps(DEFAULT_STORAGE_CLASS))
+    if sandbox_image:
+        import node
+
+        (e2e_dir() / "real-node-cluster").write_text(name)
+        node.up(name, sandbox_image)
     add_nodes(name, node_files)
     return context_of(name)
 
 
 def down(name: str) -> None:
+    marker = e2e_dir() / "real-node-cluster"
+    if marker.exists() and marker.read_text() == name:
+        import node
+
+        node.down()
+        marker.unlink()
     if (e2e_dir() / "kwok" / "clusters" / name).exists():
         _run(["kwokctl", "delete", "cluster", f"--name={name}", f"--kubeconfig={kubeconfig_path()}"], check=False)
 
@@ -215,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     p_up = sub.add_parser("up")
     p_up.add_argument("name")
     p_up.add_argument("nodes", nargs="+", type=Path)
+    p_up.add_argument("--real-node", metavar="SANDBOX_IMAGE", help="also start a real node (scripts/e2e/node.py)")
     p_add = sub.add_parser("add-nodes")
     p_add.add_argument("name")
     p_add.add_argument("nodes", nargs="+", type=Path)
@@ -226,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         if args.cmd == "up":
-            print(up(args.name, args.nodes))
+            print(up(args.name, args.nodes, args.real_node))
         elif args.cmd == "add-nodes":
             print(" ".join(add_nodes(args.name, args.nodes)))
         elif args.cmd == "switch-off":

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds, or reuses, the e2e toolchain from Go modules: the Pulumi CLI with a Python language host, the
-# Kubernetes provider, etcd, kube-apiserver/controller-manager/scheduler and kubectl, KWOK, SeaweedFS's
+# Kubernetes provider, etcd, kube-apiserver/controller-manager/scheduler and kubectl, the real node's kubelet,
+# kube-proxy and CoreDNS (the cluster DNS; only the plugins it uses, scripts/e2e/modules/coredns), KWOK, SeaweedFS's
 # `weed` (the storage tier's real master, volume server, filer, S3 gateway and FUSE mount), and restic (the
 # backup scripts' tool, tested against a local repository and the S3 gateway).
 #
@@ -86,9 +87,10 @@ build_kubernetes() {
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld+=" -X $p.gitVersion=$v -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
   done
-  # One build for all four: they share most compiled packages.
+  # One build for all six (the real node's kubelet and kube-proxy too): they share most compiled packages.
   go build -trimpath -ldflags "$ld" -o "$1/" k8s.io/kubernetes/cmd/kube-apiserver \
-    k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+    k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl \
+    k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy
 }
 
 build_etcd() {
@@ -104,17 +106,23 @@ build_seaweedfs() {
   go build -trimpath -ldflags "-s -w" -o "$1/weed" github.com/seaweedfs/seaweedfs/weed
 }
 
+build_coredns() {
+  go build -trimpath -ldflags "-s -w" -o "$1/coredns" .
+}
+
 build_restic() {
   go build -trimpath -ldflags "-s -w" -o "$1/restic" github.com/restic/restic/cmd/restic
 }
 
 total=$SECONDS
-build pulumi "$PULUMI_VERSION" "github.com/pulumi/pulumi/pkg/v3@v$PULUMI_VERSION" build_pulumi
-build k8s-provider "$K8S_PROVIDER_VERSION" \
-  "github.com/pulumi/pulumi-kubernetes/provider/v4@$K8S_PROVIDER_MODULE" build_k8s_provider
+# The cluster's tools first (the real node's work can start while the engine builds), then the engine.
 build etcd "$ETCD_VERSION" "go.etcd.io/etcd/server/v3@v$ETCD_VERSION" build_etcd
 build kwok "$KWOK_VERSION" "sigs.k8s.io/kwok@v$KWOK_VERSION" build_kwok
 build kubernetes "$KUBERNETES_VERSION" "k8s.io/kubernetes@v$KUBERNETES_VERSION" build_kubernetes
+build coredns "$COREDNS_VERSION" "github.com/coredns/coredns@v$COREDNS_VERSION" build_coredns
+build pulumi "$PULUMI_VERSION" "github.com/pulumi/pulumi/pkg/v3@v$PULUMI_VERSION" build_pulumi
+build k8s-provider "$K8S_PROVIDER_VERSION" \
+  "github.com/pulumi/pulumi-kubernetes/provider/v4@$K8S_PROVIDER_MODULE" build_k8s_provider
 build seaweedfs "$SEAWEEDFS_VERSION" "github.com/seaweedfs/seaweedfs@$SEAWEEDFS_MODULE" build_seaweedfs
 build restic "$RESTIC_VERSION" "github.com/restic/restic@v$RESTIC_VERSION" build_restic
 echo "setup.sh: toolchain ready in $cache/bin ($((SECONDS - total)) s)"

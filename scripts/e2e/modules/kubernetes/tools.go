@@ -1,6 +1,6 @@
 //go:build tools
 
-// Package tools pins the Kubernetes programs the simulated cluster runs, for go.mod and go.sum.
+// Package tools pins the Kubernetes programs the e2e cluster runs (its real node included: kubelet and kube-proxy), for go.mod and go.sum.
 package tools
 
 import (
@@ -8,4 +8,6 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
 )
