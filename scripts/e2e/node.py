@@ -38,6 +38,7 @@ NODE_IP = "10.244.0.1"  # the bridge's address: the pods' gateway, the node IP, 
 SERVICE_CIDR = "10.96.0.0/16"
 KUBERNETES_SERVICE_IP = "10.96.0.1"
 CLUSTER_DOMAIN = "cluster.local"
+DOCKER = "/usr/bin/docker"  # Debian's client, matching the engine scripts/docker/setup.sh starts
 ISOLATE_CHAIN = "GJH-E2E-ISOLATE"
 # Labels of the real node: a core node (the hub's and proxy's preferred place) that also runs user servers.
 NODE_LABELS = {"hub.jupyter.org/node-purpose": "core"}
@@ -112,7 +113,12 @@ def kwokctl_config() -> str:
     addresses pods reach it by (the kubernetes Service and the node address), it advertises the node address
     (the kubernetes Service's endpoint, which pods reach over the bridge) and allocates Services from
     SERVICE_CIDR. (In the file, not as --extra-args: kwokctl 0.8 indexes repeated --extra-args wrongly.)"""
-    api_args = {"advertise-address": NODE_IP, "service-cluster-ip-range": SERVICE_CIDR}
+    api_args = {
+        "advertise-address": NODE_IP,
+        "service-cluster-ip-range": SERVICE_CIDR,
+        # logs, exec and port-forward by the node's address: its host name is in no resolver of this machine
+        "kubelet-preferred-address-types": "InternalIP",
+    }
     return json.dumps(
         {
             "kind": "KwokctlConfiguration",
@@ -286,11 +292,24 @@ def _ctr(*args: str, check: bool = True, stdin: bytes | None = None) -> subproce
 
 def import_sandbox_image(ref: str) -> None:
     """The pause image from the local Docker engine into the node's containerd (the node has no registry
-    credentials, and the kubelet never pulls the sandbox image with a pod's secrets)."""
-    saved = subprocess.run(["docker", "save", ref], capture_output=True, check=False)
+    credentials, and the kubelet never pulls the sandbox image with a pod's secrets). Saved by a tag (an archive
+    saved by digest names no image), then also named ``ref``, the name containerd's sandbox_image gives."""
+    inspect = subprocess.run(
+        [DOCKER, "image", "inspect", "--format", "{{json .RepoTags}}", ref],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    tags = json.loads(inspect.stdout or "null") or []
+    if inspect.returncode != 0 or not tags:
+        raise NodeError(f"sandbox image {ref} is not in the local Docker engine with a tag (build and push it first)")
+    saved = subprocess.run([DOCKER, "save", tags[0]], capture_output=True, check=False)
     if saved.returncode != 0:
-        raise NodeError(f"docker save {ref} failed: {saved.stderr.decode(errors='replace').strip()}")
+        raise NodeError(f"docker save {tags[0]} failed: {saved.stderr.decode(errors='replace').strip()}")
     _ctr("images", "import", "--no-unpack", "-", stdin=saved.stdout)
+    if tags[0] != ref:
+        _ctr("images", "rm", ref, check=False)
+        _ctr("images", "tag", tags[0], ref)
 
 
 def up(name: str, sandbox_image: str, timeout: float = 120) -> str:
@@ -395,6 +414,16 @@ def _unmount_under(*roots: Path) -> None:
             _sh("umount", "-l", m, check=False)
 
 
+def _remove_pod_logs(d: Path) -> None:
+    """The kubelet's log directories (/var/log/pods/<namespace>_<pod>_<uid>) of this node's pods."""
+    pods = d / "kubelet" / "pods"
+    uids = {p.name for p in pods.iterdir()} if pods.is_dir() else set()
+    logs = Path("/var/log/pods")
+    for entry in logs.iterdir() if logs.is_dir() else []:
+        if entry.name.rsplit("_", 1)[-1] in uids:
+            shutil.rmtree(entry, ignore_errors=True)
+
+
 def _remove_pod_netns() -> None:
     netns = Path("/var/run/netns")
     for ns in netns.glob("cni-*") if netns.exists() else []:
@@ -422,6 +451,7 @@ def down(quiet: bool = False, keep_network: bool = False) -> None:
         if (bin_dir / "kube-proxy").exists() and not keep_network:
             subprocess.run([str(bin_dir / "kube-proxy"), "--cleanup"], capture_output=True, check=False)
         _unmount_under(d, Path("/run/gpu-jupyterhub-e2e"))
+        _remove_pod_logs(d)
         _remove_pod_netns()
         shutil.rmtree(d / "cni-ipam", ignore_errors=True)
         shutil.rmtree("/run/gpu-jupyterhub-e2e", ignore_errors=True)
