@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from components.chart_images import CHART_VERSION
 from components.image_specs import ALL_IMAGE_NAMES, CUDA12, CUDA13, ImageSpec, image_specs
 
 NAMESPACE = "gpu-jupyterhub"
@@ -39,6 +40,8 @@ _REPLICATION = re.compile(r"^[0-2][0-9]{2}$")
 # SeaweedFS treats /buckets/<name> as an S3 bucket and refuses to create one whose name breaks S3's rules.
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _CPU = re.compile(r"^[0-9]+(\.[0-9]+)?$")
+# One path component of an image repository (the OCI distribution spec's grammar).
+_REPO_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 
 
 class ConfigError(Exception):
@@ -84,6 +87,77 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=False, frozen=True)
 
 
+def _is_registry_host(host: str) -> bool:
+    """A host[:port] that Docker reads as a registry: with a dot or a port, or localhost (Docker reads
+    "harbor/x" as Docker Hub's user "harbor")."""
+    return bool(_REGISTRY_HOST.match(host)) and ("." in host or ":" in host or host == "localhost")
+
+
+class ChartImagesConfig(_Model):
+    registry: str | None = Field(
+        None,
+        description="Registry host[:port][/path] where the chart's own images are mirrored (no scheme, tag or "
+        "trailing slash), e.g. `harbor.lab.example/jupyterhub-mirror`, for clusters without internet: every image "
+        "the chart's values name (hub, proxy, traefik, secret-sync, network-tools, user-scheduler, pause, "
+        "image-awaiter) is pulled as `<registry>/<last path component>:<chart's tag>` "
+        "(`quay.io/jupyterhub/k8s-hub:4.4.0` -> `harbor.lab.example/jupyterhub-mirror/k8s-hub:4.4.0`), with the "
+        "user pods' pull secret when `registry` has credentials. Unset: the chart's defaults.",
+    )
+    hub: str | None = Field(
+        None,
+        description="Digest-pinned hub image, `host[:port]/path/name@sha256:<64 hex>`; wins over `registry`.",
+    )
+    proxy: str | None = Field(
+        None,
+        description="Digest-pinned configurable-http-proxy image, `host[:port]/path/name@sha256:<64 hex>`; wins "
+        "over `registry`.",
+    )
+
+    @field_validator("registry")
+    @classmethod
+    def _registry(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        example = "e.g. harbor.lab.example/jupyterhub-mirror"
+        if "://" in v:
+            raise ValueError(f"a registry host[:port][/path] without a scheme, {example}")
+        if v.endswith("/"):
+            raise ValueError(f"a registry host[:port][/path] without a trailing slash, {example}")
+        host, _, path = v.partition("/")
+        if not _is_registry_host(host):
+            raise ValueError(
+                f"must start with a registry host[:port] with a dot or a port (harbor.lab.example, harbor:443) or "
+                f"localhost, {example}"
+            )
+        components = path.split("/") if path else []
+        if any("@" in c or ":" in c for c in components):
+            raise ValueError(f"a registry prefix without a tag or digest (each image keeps the chart's tag), {example}")
+        if not all(_REPO_COMPONENT.match(c) for c in components):
+            raise ValueError(
+                f"path components of lower-case letters and digits, separated by '.', '_', '__' or '-', {example}"
+            )
+        return v
+
+    @field_validator("hub", "proxy")
+    @classmethod
+    def _digest_ref(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        repository = v.split("@", 1)[0]
+        host, _, path = repository.partition("/")
+        if not (
+            _DIGEST_REF.match(v)
+            and _is_registry_host(host)
+            and path
+            and all(_REPO_COMPONENT.match(c) for c in path.split("/"))
+        ):
+            raise ValueError(
+                "a digest-pinned reference host[:port]/path/name@sha256:<64 hex>, e.g. "
+                "harbor.lab.example/jupyterhub-mirror/k8s-hub@sha256:<digest>"
+            )
+        return v
+
+
 class ChartConfig(_Model):
     version: str = Field("4.4.0", description="Zero to JupyterHub chart version to deploy.")
     repository: str = Field(
@@ -102,11 +176,22 @@ class ChartConfig(_Model):
         "jupyterhub chart at `version`.",
     )
     timeoutSeconds: int = Field(900, ge=60, le=7200, description="How long Helm waits for the release.")
+    images: ChartImagesConfig = Field(
+        ChartImagesConfig(),
+        description="Where the chart's own images (hub, proxy and the rest) are pulled from; unset: the chart's "
+        "defaults on quay.io, registry.k8s.io and Docker Hub.",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> ChartConfig:
         if self.path and self.oci:
             raise ValueError("set at most one of path (a chart on disk) or oci (an OCI reference)")
+        if self.images.registry and self.version != CHART_VERSION:
+            raise ValueError(
+                f"chart.images.registry takes the image names and tags of chart {CHART_VERSION} "
+                f"(components/chart_images.py), but chart.version is {self.version!r}: deploy chart {CHART_VERSION}, "
+                "or update that table for the new chart first"
+            )
         return self
 
     @field_validator("repository")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -22,7 +23,13 @@ from components.config import ConfigError, StackConfig, load_stack_file
 from components.inventory import InventoryError, from_file
 from components.nodes import Inventory
 from components.profiles import ANY_NODE, ProfilePlan, build_profiles
-from components.values import image_refs_for_plan, registry_notes, values_from_plan, values_size_warning
+from components.values import (
+    chart_images,
+    image_refs_for_plan,
+    registry_notes,
+    values_from_plan,
+    values_size_warning,
+)
 
 
 class PlanError(Exception):
@@ -194,6 +201,7 @@ def render_table(cfg: StackConfig, plan: ProfilePlan, *, wide: bool = False) -> 
         gpu_profiles = "-" if r.gpus == "-" else ("yes" if r.included else "no")
         node_rows.append((r.name, role, r.gpus if wide else _fit(r.gpus, 44), gpu_profiles, r.reason))
     out += _columns(node_rows, None if wide else TABLE_WIDTH).split("\n")
+    out += ["", *_chart_image_lines(cfg, wide=wide)]
     notes = plan.notes + registry_notes(cfg)
     if notes:
         out += ["", "Notes:", *(f"- {n}" for n in notes)]
@@ -202,6 +210,19 @@ def render_table(cfg: StackConfig, plan: ProfilePlan, *, wide: bool = False) -> 
     if not wide:
         out = [line for text in out for line in (_wrap(text) if len(text) > TABLE_WIDTH else [text])]
     return "\n".join(out) + "\n"
+
+
+def _chart_image_lines(cfg: StackConfig, *, wide: bool) -> list[str]:
+    """One line per image of the chart itself, as the release pulls it (the same references the values set)."""
+    given = cfg.chart.images
+    source = "chart.images" if given.registry or given.hub or given.proxy else "the chart's defaults"
+    images = chart_images(cfg)
+    width = max(len(path) for path in images)
+    lines = [f"Chart images (from {source}):"]
+    for path, ref in images.items():
+        shown = ref if wide else re.sub(r"@sha256:([a-f0-9]{12})[a-f0-9]{52}$", r"@sha256:\1…", ref)
+        lines.append(f"  {path.ljust(width)}  {shown}")
+    return lines
 
 
 def _wrap(text: str) -> list[str]:

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from components.chart_images import chart_image_refs, chart_image_values
 from components.config import StackConfig
 from components.nodes import Inventory
 from components.profiles import ProfilePlan, build_profiles
@@ -249,6 +250,12 @@ def values_from_plan(cfg: StackConfig, plan: ProfilePlan, refs: dict[str, str]) 
     user_egress = [{"to": [{"ipBlock": {"cidr": c}}]} for c in sorted(cfg.network.userEgressCidrs)]
     cpu = cfg.profiles.cpu
     hub_extra: dict[str, Any] = gpu_culler_values(cfg, plan)
+    image_values = chart_image_values(chart_images(cfg))
+    # Chart images from the user's registry pull with the user pods' secret: the chart's top-level
+    # imagePullSecrets reaches every pod it renders, and its hub config hands the same list to KubeSpawner for
+    # user pods, joined to singleuser.image.pullSecrets without removing duplicates; so the secret is named once.
+    chart_pull_secrets = pull_secrets(cfg) if image_values else []
+    user_pull_secrets = [] if chart_pull_secrets else pull_secrets(cfg)
     values: dict[str, Any] = {
         "hub": {
             **hub_extra,
@@ -270,7 +277,7 @@ def values_from_plan(cfg: StackConfig, plan: ProfilePlan, refs: dict[str, str]) 
         "proxy": {"service": {"type": "ClusterIP"}, "chp": {"extraPodSpec": {"affinity": CORE_POD_AFFINITY}}},
         "ingress": ingress,
         "singleuser": {
-            "image": {"name": refs["jupyter-ml-cpu"], "tag": "", "pullSecrets": pull_secrets(cfg)},
+            "image": {"name": refs["jupyter-ml-cpu"], "tag": "", "pullSecrets": user_pull_secrets},
             "profileList": plan.profiles,
             "uid": 1000,
             "fsGid": 100,
@@ -313,7 +320,25 @@ def values_from_plan(cfg: StackConfig, plan: ProfilePlan, refs: dict[str, str]) 
             "maxAge": cfg.culling.maxAgeSeconds,
         },
     }
-    return values
+    if chart_pull_secrets:
+        values["imagePullSecrets"] = chart_pull_secrets
+    return _merged(values, image_values)
+
+
+def chart_images(cfg: StackConfig) -> dict[str, str]:
+    """The chart's own images as the release pulls them (values path -> reference): what the values set
+    and what the plan prints. The chart's defaults unless ``chart.images`` says otherwise."""
+    images = cfg.chart.images
+    return chart_image_refs(images.registry, images.hub, images.proxy)
+
+
+def _merged(values: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with ``extra`` merged in, mappings recursively (``extra`` wins on anything else)."""
+    out = dict(values)
+    for key, value in extra.items():
+        current = out.get(key)
+        out[key] = _merged(current, value) if isinstance(current, dict) and isinstance(value, dict) else value
+    return out
 
 
 # The chart stores all values, as YAML and with its defaults, in the hub's Secret; Kubernetes caps a
@@ -346,13 +371,27 @@ def pull_secrets(cfg: StackConfig) -> list[str]:
 def registry_notes(cfg: StackConfig) -> list[str]:
     """What the plan and `pulumi up` say about the credentials pods pull with."""
     if cfg.registry.pullUsername:
-        return []
+        return _chart_image_notes(cfg)
     if cfg.registry.username:
         return [
             "registry.pullUsername/pullPassword are not set: user pods pull with the push robot account, whose "
-            "token then sits in the user namespace; create a pull-only robot account in Harbor"
+            "token then sits in the user namespace; create a pull-only robot account in Harbor",
+            *_chart_image_notes(cfg),
         ]
     return ["no registry credentials: images must be pullable without them (a public project, or node credentials)"]
+
+
+def _chart_image_notes(cfg: StackConfig) -> list[str]:
+    """A note when chart images come from a registry the pull secret (for registry.host only) does not cover."""
+    defaults = chart_image_refs(None, None, None)
+    hosts = sorted({ref.split("/", 1)[0] for path, ref in chart_images(cfg).items() if ref != defaults[path]})
+    others = [h for h in hosts if h != cfg.registry.host]
+    if not others:
+        return []
+    return [
+        f"chart.images: the pull secret holds credentials for registry.host ({cfg.registry.host}) only, so the "
+        f"chart's images on {' and '.join(others)} must pull without them"
+    ]
 
 
 def pod_security_labels(cfg: StackConfig) -> dict[str, str]:

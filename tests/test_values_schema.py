@@ -62,6 +62,16 @@ def test_values_validate_for_every_fixture(scenario: str) -> None:
         {"network": {"userEgressCidrs": ["10.20.0.0/16"]}, "culling": {"enabled": False}},
         {"profiles": {"liveAvailability": False}},
         {"storage": {"sharedCode": {"hostPath": "/srv/code"}}},
+        {"chart": {"images": {"registry": "harbor.lab.example/jupyterhub-mirror"}}},
+        {
+            "chart": {
+                "images": {
+                    "registry": "harbor.lab.example/jupyterhub-mirror",
+                    "hub": "harbor.lab.example/jupyterhub-mirror/k8s-hub@sha256:" + "1" * 64,
+                    "proxy": "127.0.0.1:5055/jupyter/configurable-http-proxy@sha256:" + "2" * 64,
+                }
+            }
+        },
     ],
 )
 def test_values_validate_for_config_variants(patch: dict[str, Any]) -> None:

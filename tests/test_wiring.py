@@ -55,7 +55,7 @@ def _check(r: Run) -> list[str]:
         elif key not in secrets[name]:
             problems.append(f"secretKeyRef to key {key!r} of Secret {name!r}, which holds {sorted(secrets[name])}")
     values = r.one("kubernetes:helm.sh/v3:Release").inputs["values"]
-    pull_names = list(values["singleuser"]["image"]["pullSecrets"])
+    pull_names = list(values["singleuser"]["image"]["pullSecrets"]) + list(values.get("imagePullSecrets", []))
     for ds in r.of_type("kubernetes:apps/v1:DaemonSet"):
         pull_names += [s["name"] for s in ds.inputs["spec"]["template"]["spec"].get("imagePullSecrets") or []]
     for name in pull_names:
@@ -96,6 +96,17 @@ def test_every_reference_resolves(prebuilt_config: dict[str, Any], mode: str) ->
     refs: list[dict[str, Any]] = []
     _walk(r.one("kubernetes:helm.sh/v3:Release").inputs["values"], refs, "secretKeyRef")
     assert refs, "the values do refer to secrets"
+
+
+def test_the_chart_images_pull_with_a_secret_the_program_creates(prebuilt_config: dict[str, Any]) -> None:
+    cfg = copy.deepcopy(prebuilt_config)
+    cfg["chart"] = {"images": {"registry": "harbor.lab.example/jupyterhub-mirror"}}
+    r = run(cfg)
+    assert _check(r) == []
+    values = r.one("kubernetes:helm.sh/v3:Release").inputs["values"]
+    assert values["imagePullSecrets"] == ["harbor-pull"]
+    values["imagePullSecrets"] = ["harbor-pul"]
+    assert "imagePullSecret 'harbor-pul' is not created" in _check(r)
 
 
 def test_the_check_catches_a_wrong_key_or_name(prebuilt_config: dict[str, Any]) -> None:
