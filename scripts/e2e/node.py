@@ -247,7 +247,7 @@ def corefile(kubeconfig: Path, context: str) -> str:
 
 
 def _start(name: str, args: list[str], d: Path) -> int:
-    log = open(d / f"{name}.log", "ab")  # noqa: SIM115 - handed to the process
+    log = open(d / f"{name}.log", "wb")  # noqa: SIM115 - handed to the process (one log per start)
     proc = subprocess.Popen(
         args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
     )
@@ -256,10 +256,14 @@ def _start(name: str, args: list[str], d: Path) -> int:
 
 
 def _alive(pid: int, binary: str) -> bool:
+    """The process runs (not a zombie) and is ``binary``: by its kernel name (``comm``, set at exec), since
+    its command line reads empty for a moment after exec."""
     try:
-        return binary in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
+    comm, state = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2]
+    return comm == binary[:15] and state not in "ZX"
 
 
 def _tail(path: Path, lines: int = 15) -> str:
