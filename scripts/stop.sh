@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Stop what scripts/test.sh started and left running: the local registry and dockerd (started by
-# scripts/docker/setup.sh, as root) and any simulated cluster of the e2e tier (scripts/e2e/cluster.py).
+# scripts/docker/setup.sh, as root), any simulated cluster of the e2e tier (scripts/e2e/cluster.py) and its
+# real node (scripts/e2e/node.py).
 # Caches are kept (.work/, ~/.cache/gpu-jupyterhub); delete those directories to reclaim the disk.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,11 @@ if [[ -d "$e2e/kwok/clusters" && -x .venv/bin/python ]]; then
   for c in "$e2e"/kwok/clusters/*/; do
     [[ -d "$c" ]] && .venv/bin/python scripts/e2e/cluster.py down "$(basename "$c")" && echo "stop.sh: cluster $(basename "$c") deleted"
   done
+fi
+# The real node of the node tier (scripts/e2e/node.py), if a cluster's teardown did not reach it: its processes
+# by PID, its containers, mounts, Service rules and bridge.
+if [[ -d "$e2e/node" && -x .venv/bin/python ]]; then
+  .venv/bin/python scripts/e2e/node.py down
 fi
 # Only the processes setup.sh started (their pids are in its state directory), never another dockerd.
 for name in registry dockerd; do

@@ -2,7 +2,8 @@
 # The whole test suite from a fresh clone: makes .venv, installs what the tests need, starts what they
 # talk to (as root: the Docker engine and a local registry; always: a local configurable-http-proxy for
 # the real JupyterHub the verification client is tested against), builds or reuses the e2e toolchain when Go
-# is installed (the real Pulumi engine, Kubernetes, KWOK and SeaweedFS: scripts/e2e/setup.sh; the first build
+# is installed (the real Pulumi engine, Kubernetes with a real node's kubelet, KWOK and SeaweedFS:
+# scripts/e2e/setup.sh; the first build
 # takes 20-35 minutes, later runs reuse ~/.cache/gpu-jupyterhub), then runs ruff and pytest.
 # Extra arguments go to pytest, e.g. scripts/test.sh -k profiles
 set -euo pipefail
@@ -42,16 +43,25 @@ if command -v go >/dev/null 2>&1; then
   bash scripts/e2e/setup.sh
   export GPU_JUPYTERHUB_E2E=required  # built: the e2e tier must run, never skip
   # The storage tier (tests/storage) mounts the real SeaweedFS through FUSE: root and Debian's fuse3.
+  # The node tier (tests/node) runs a real node: root and Debian's containerd, runc, CNI plugins,
+  # iptables and conntrack (their services are not started: scripts/e2e/node.py runs its own).
   if [[ "$(id -u)" == 0 ]]; then
     need=()
     command -v fusermount3 >/dev/null || need+=(fuse3)
+    [[ -x /usr/bin/containerd ]] || need+=(containerd)
+    [[ -x /usr/sbin/runc ]] || need+=(runc)
+    [[ -x /usr/lib/cni/bridge ]] || need+=(containernetworking-plugins)
+    [[ -x /usr/sbin/iptables ]] || need+=(iptables)
+    [[ -x /usr/sbin/conntrack ]] || need+=(conntrack)
     if ((${#need[@]})); then
       apt-get update -qq
       DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
     fi
     export GPU_JUPYTERHUB_STORAGE=required
+    export GPU_JUPYTERHUB_NODE=required  # the real node must run: "no real node: ..." fails the tier
   else
-    echo "test.sh: not root, so the storage tier (FUSE mounts of a real SeaweedFS) skips" >&2
+    echo "test.sh: not root, so the storage tier (FUSE mounts of a real SeaweedFS) and the node tier" \
+         "(a real kubelet and containerd) skip" >&2
   fi
 else
   echo "test.sh: Go is not installed, so the e2e tier (tests/e2e) skips; install Go >= 1.26" \
