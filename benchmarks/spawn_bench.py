@@ -2,8 +2,9 @@
 
 Deploys the node tier's stack (tests/node/realnode.py: the e2e cluster with a real kubelet and containerd, the
 program through the real Pulumi engine, images from the local registry) and prints:
-  - the hub's own start: `pulumi up` of a new stack until the hub answers through the proxy, and the hub pod's
-    container start to Ready;
+  - the hub's own start on a fresh node (its image store emptied first): `pulumi up` of a new stack until the hub
+    answers through the proxy (the hub's and proxy's images pulled), and the hub pod's creation and container
+    start to Ready;
   - a cold start: the CPU server with `jupyter-ml-cpu` absent from the node (the pre-puller's DaemonSet is
     deleted and the image removed from containerd first), from the start request until the server answers at
     /user/<name>/api through the proxy, and the kubelet's own pull time (goal < 2 min);
@@ -63,18 +64,18 @@ def pull_events(image: str) -> list[str]:
     return [e["message"] for e in events if e.get("reason") == "Pulled" and image in e.get("message", "")]
 
 
-def make_image_absent(image: str) -> None:
-    """Delete the CPU pre-puller (it would pull the image back) and remove the image from the node."""
+def make_images_absent(images: list[str]) -> None:
+    """Delete the CPU pre-puller (it would pull them back) and remove ``images`` from the node; all of them, since
+    `jupyter-agent-dev` shares `jupyter-ml-cpu`'s layers and would keep them on the node."""
     for ds in kubectl_json("get", "daemonsets")["items"]:
-        containers = (
-            ds["spec"]["template"]["spec"].get("initContainers", []) + ds["spec"]["template"]["spec"]["containers"]
-        )
-        if any(c["image"] == image for c in containers):
+        spec = ds["spec"]["template"]["spec"]
+        if any(c["image"] in images for c in spec.get("initContainers", []) + spec["containers"]):
             cluster.kubectl(CLUSTER, "-n", NAMESPACE, "delete", "daemonset", ds["metadata"]["name"], "--wait=true")
-    realnode.wait("pre-puller pods to go", lambda: not _prepull_pods(image), 120)
-    realnode.node._ctr("images", "rm", "--sync", image, check=False)
+    realnode.wait("pre-puller pods to go", lambda: not any(_prepull_pods(i) for i in images), 120)
+    for image in images:
+        realnode.node.remove_image(image)
     names = realnode.node._ctr("images", "ls", "-q").stdout.decode().split()
-    assert image not in names, names
+    assert not set(images) & set(names), names
 
 
 def _prepull_pods(image: str) -> list[dict]:
@@ -97,6 +98,8 @@ def main() -> int:
     env = de.load_env()
     with tempfile.TemporaryDirectory() as tmp:
         images = realnode.build_images(env, Path(tmp) / "docker-config", log=lambda m: print(m, file=sys.stderr))
+        realnode.node.down()
+        realnode.node.forget_images()  # a fresh node: the hub's, the proxy's and the users' images all pulled
         try:
             context = realnode.up_cluster(images)
             project = PulumiProject.create(Path(tmp) / "pulumi")
@@ -129,7 +132,7 @@ def run(stack: realnode.Stack, images: realnode.Images, starts: int) -> None:
     cpu = realnode.profile_slug(realnode.live_plan(stack), gpu=False)
     image = images.user["jupyter-ml-cpu"]
 
-    make_image_absent(image)
+    make_images_absent([images.user[n] for n in realnode.REAL_IMAGES])
     t = time.monotonic()
     alice.start(cpu)
     alice.wait_started(timeout=600)

@@ -379,6 +379,23 @@ def up(name: str, sandbox_image: str, timeout: float = 120) -> str:
     return NODE_NAME
 
 
+def remove_image(ref: str) -> None:
+    """Remove an image from the node with every name the CRI gave it (its tag or digest reference, its repo digest,
+    its image ID), so that its layers go too and the next pull downloads them."""
+    rows = [line.split() for line in _ctr("images", "ls").stdout.decode().splitlines()[1:]]
+    targets = {row[2] for row in rows if row and row[0] == ref}
+    names = [row[0] for row in rows if len(row) > 2 and row[2] in targets]
+    if names:
+        _ctr("images", "rm", "--sync", *names)
+
+
+def forget_images() -> None:
+    """Empty the node's image store (a fresh machine); only while its containerd is stopped."""
+    if (node_dir() / "containerd.pid").exists():
+        raise NodeError("the node's containerd runs: stop the node first (node.py down)")
+    shutil.rmtree(node_dir() / "containerd", ignore_errors=True)
+
+
 def _stop_pid(name: str, d: Path, binary: str) -> None:
     pidfile = d / f"{name}.pid"
     if not pidfile.exists():

@@ -99,7 +99,7 @@ class PulumiProject:
         env.pop("PULUMI_ACCESS_TOKEN", None)
         return cls(project, env)
 
-    def pulumi(self, *args: str, check: bool = True, timeout: float = 900) -> Result:
+    def pulumi(self, *args: str, check: bool = True, timeout: float = 900, stdin: str | None = None) -> Result:
         cmd = ["pulumi", *args, "--non-interactive", "--color=never"]
         start = time.monotonic()
         # Own process group: on a timeout the engine's plugins (language host, providers) go too.
@@ -107,13 +107,14 @@ class PulumiProject:
             cmd,
             cwd=self.workdir,
             env=self.env,
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,
         )
         try:
-            stdout, stderr = proc.communicate(timeout=timeout)
+            stdout, stderr = proc.communicate(input=stdin, timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             stdout, _ = proc.communicate()
@@ -135,7 +136,8 @@ class PulumiProject:
         doc["config"] = {f"gpu-jupyterhub:{k}": v for k, v in config.items()}
         self.stack_file(stack).write_text(yaml.safe_dump(doc, sort_keys=True))
         for path, value in secrets.items():
-            self.pulumi("config", "set", "--stack", stack, "--secret", "--path", f"gpu-jupyterhub:{path}", value)
+            # on stdin, as the README tells users: a secret never shows in a process list
+            self.pulumi("config", "set", "--stack", stack, "--secret", "--path", f"gpu-jupyterhub:{path}", stdin=value)
 
     def set_config(self, stack: str, key: str, value: Any) -> None:
         doc = yaml.safe_load(self.stack_file(stack).read_text())
