@@ -8,7 +8,8 @@
 # Each tool is built into $GPU_JUPYTERHUB_TOOLCHAIN/<tool>-<key>/ where the key hashes its version, its
 # pinned module files (scripts/e2e/modules/<tool>/) and the Go version, so a rebuild happens only when one
 # of those changes. $GPU_JUPYTERHUB_TOOLCHAIN/bin then holds links to the current builds: put it first on
-# PATH (scripts/e2e/env.sh does). Idempotent; prints what it built or reused and how long each took.
+# PATH (scripts/e2e/project.py and cluster.py do). Idempotent; prints what it built or reused and how long
+# each took.
 # Usage: scripts/e2e/setup.sh            (default cache: ~/.cache/gpu-jupyterhub/toolchain)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)

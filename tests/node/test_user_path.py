@@ -10,13 +10,14 @@ GPU profiles still land on the simulated GPU node: their pods are scheduled ther
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from typing import Any
 
 from components.storage_spec import CLAIM_NAME
 from tests.e2e.harness import cluster
 from tests.node import realnode
-from tests.node.realnode import CLUSTER, NAMESPACE, STACK, HubUser, NodeTierError, wait
+from tests.node.realnode import CLUSTER, NAMESPACE, STACK, HubUser, NodeTierError, node, wait
 
 NOTEBOOK_PATH = "notebooks/persist.ipynb"
 state: dict[str, Any] = {}
@@ -50,6 +51,24 @@ def notebook_bytes(seed: float) -> str:
         "nbformat_minor": 5,
     }
     return json.dumps(doc, indent=1) + "\n"
+
+
+def test_0_the_pod_network_stays_on_this_machine(real_cluster: str) -> None:
+    """No route, masquerade or forward off the host: pods reach each other, the host's services and nothing else."""
+    forward = _sh("iptables", "-w", "-S", "FORWARD")
+    assert f"-A FORWARD -j {node.ISOLATE_CHAIN}" in forward, forward  # kube-proxy accepts no NEW packet before it
+    isolate = _sh("iptables", "-w", "-S", node.ISOLATE_CHAIN)
+    assert f"-A {node.ISOLATE_CHAIN} -i {node.BRIDGE} ! -o {node.BRIDGE} -j DROP" in isolate
+    assert f"-A {node.ISOLATE_CHAIN} ! -i {node.BRIDGE} -o {node.BRIDGE} -j DROP" in isolate
+    masquerade = [r for r in _sh("iptables", "-w", "-t", "nat", "-S", "POSTROUTING").splitlines() if "MASQUERADE" in r]
+    assert not masquerade, masquerade  # kube-proxy masquerades only inside KUBE-POSTROUTING, by its mark
+    conflist = json.loads(next((node.node_dir() / "cni").glob("*.conflist")).read_text())
+    assert conflist["plugins"][0]["ipMasq"] is False
+    assert f"{node.SERVICE_CIDR} dev {node.BRIDGE}" in _sh("ip", "route", "show", node.SERVICE_CIDR)
+
+
+def _sh(*args: str) -> str:
+    return subprocess.run(args, capture_output=True, text=True, check=True).stdout
 
 
 def test_a_up_starts_the_hub_and_proxy_from_the_registry_on_the_real_node(
