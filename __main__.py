@@ -22,6 +22,7 @@ from components.backup_spec import (
     backup_cronjobs,
     backup_summary,
 )
+from components.backup_spec import check_target as check_backup_target
 from components.backup_spec import configmap as backup_configmap
 from components.backup_spec import secret_keys as backup_secret_keys
 from components.chart import ChartSource, chart_source
@@ -45,6 +46,7 @@ from components.values import (
     OAUTH_SECRET_KEY,
     PULL_SECRET,
     SHARED_PASSWORD_KEY,
+    auth_notes,
     pod_security_labels,
     registry_notes,
     values_from_plan,
@@ -58,6 +60,8 @@ def load() -> tuple[StackConfig, ChartSource, Inventory]:
     """Config, chart and node inventory, or a RunError (no traceback, nothing registered)."""
     try:
         cfg = load_pulumi_config()
+        if cfg.backup.enabled:
+            check_backup_target(cfg)  # never a claim that user pods mount
         chart = chart_source(cfg.chart, ROOT)
     except ConfigError as e:
         raise pulumi.RunError(str(e)) from None
@@ -137,7 +141,7 @@ def main() -> None:
     ns_name = namespace.metadata.name
     after_ns = pulumi.ResourceOptions(providers=[provider], depends_on=[namespace])
     push_password = pulumi.Output.secret(cfg.registry.password.get_secret_value() if cfg.registry.password else "")
-    for note in registry_notes(cfg):
+    for note in registry_notes(cfg) + auth_notes(cfg):
         pulumi.log.warn(note)
     pull = cfg.registry.pull_credentials()
     pull_secret_name = PULL_SECRET if pull else None

@@ -3,7 +3,9 @@
 The scripts (``components/backup_scripts``) ship in a ConfigMap, so the image only needs restic and a shell,
 and the tests run the very same files against a real repository. Backup and check pods mount the claim
 read-only, run as uid 1000 with the "restricted" Pod Security profile, and get no service-account token;
-a restore pod mounts it read-write, because it writes a new directory next to the live one.
+a restore pod mounts it read-write, because it writes a new directory next to the live one (restore.sh
+writes only where no user pod reaches, then renames into a user's folder without following links). No
+repository may live on a claim that user pods mount (``check_target``).
 """
 
 from __future__ import annotations
@@ -13,8 +15,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from components.config import StackConfig
-from components.storage_spec import CLAIM_NAME, job_pod_security_context
+from components.config import ConfigError, StackConfig, backup_target_refusal
+from components.storage_spec import (
+    CLAIM_NAME,
+    job_pod_security_context,
+    shared_code_mounts,
+    singleuser_storage_values,
+)
 
 SCRIPTS_DIR = Path(__file__).parent / "backup_scripts"
 SCRIPTS = ("backup.sh", "check.sh", "lib.sh", "restore.sh")
@@ -28,6 +35,9 @@ SECRET_KEY = "AWS_SECRET_ACCESS_KEY"
 DATA = "/data"
 REPO_MOUNT = "/repository"
 LABELS = {"app.kubernetes.io/part-of": "gpu-jupyterhub", "app.kubernetes.io/component": "notebook-backup"}
+# restic snapshot IDs: the short form or the whole one; anything else (a value starting with `--`) is refused
+SNAPSHOT_ID = re.compile(r"latest|[0-9a-f]{8}|[0-9a-f]{64}")
+SNAPSHOT_HELP = "a snapshot ID from `restic snapshots` (8 or 64 hex characters) or latest"
 
 
 def scripts() -> dict[str, str]:
@@ -38,6 +48,25 @@ def scripts() -> dict[str, str]:
 def backup_host(cfg: StackConfig) -> str:
     """The host name on every snapshot: stable across pods, distinct per namespace sharing a repository."""
     return f"notebooks-{cfg.namespace}"
+
+
+def user_pod_claims(cfg: StackConfig) -> set[str]:
+    """Every claim a user pod can mount: the notebooks claim (each user's subPath) and any claim among the
+    volumes the chart values and the profiles add (shared code, when it is a claim)."""
+    storage = singleuser_storage_values(cfg)
+    volumes = list(storage["extraVolumes"])
+    if cfg.storage.sharedCode is not None:
+        volumes.append(shared_code_mounts(cfg)[0])
+    claims = {storage["static"]["pvcName"]}
+    return claims | {v["persistentVolumeClaim"]["claimName"] for v in volumes if "persistentVolumeClaim" in v}
+
+
+def check_target(cfg: StackConfig) -> None:
+    """Refuse a repository on a claim that user pods mount (ConfigError naming ``backup.target``)."""
+    target = cfg.backup.target or ""
+    claim = target.removeprefix("claim:")
+    if target.startswith("claim:") and claim in user_pod_claims(cfg):
+        raise ConfigError([f"gpu-jupyterhub:backup.target: {backup_target_refusal(claim)}"])
 
 
 def repository(cfg: StackConfig) -> str:
@@ -152,6 +181,7 @@ def _cronjob(cfg: StackConfig, name: str, schedule: str, script: str, env: list[
 
 def backup_cronjobs(cfg: StackConfig) -> list[dict[str, Any]]:
     """The nightly backup (with retention) and the periodic repository check."""
+    check_target(cfg)
     keep = cfg.backup.keep
     env = [
         {"name": "KEEP_LAST", "value": str(keep.last)},
@@ -171,7 +201,11 @@ def _label(text: str) -> str:
 
 def restore_job(cfg: StackConfig, user: str, snapshot: str, now: datetime, into_home: bool = False) -> dict[str, Any]:
     """A one-off Job restoring ``user``'s directory (``*``: everything) as of ``snapshot`` into a new directory
-    beside the live one, or with ``into_home`` inside the user's own folder, where they see it."""
+    beside the live one, or with ``into_home`` inside the user's own folder, where they see it (restore.sh
+    restores out of every user's reach first, then renames the result into place without following links)."""
+    check_target(cfg)
+    if not SNAPSHOT_ID.fullmatch(snapshot):
+        raise ValueError(f"snapshot: {SNAPSHOT_HELP}, not {snapshot!r}")
     env = [
         {"name": "RESTORE_USER", "value": user},
         {"name": "RESTORE_SNAPSHOT", "value": snapshot},

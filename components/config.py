@@ -605,8 +605,43 @@ class ImagesConfig(_Model):
         return dict(sorted(v.items()))
 
 
+# Host directories storage.sharedCode may not mount (normalised paths). Trees: the directory and everything in
+# it, because they hold the node's credentials or live state, and a read-only mount still leaks them: /etc
+# (/etc/kubernetes/pki has the cluster CA key), /root, /boot, /var/lib/kubelet (pod secrets and tokens),
+# /var/lib/etcd (every Secret of the cluster), the container runtimes' and MicroK8s'/k3s' state
+# (/var/lib/containerd, /var/lib/docker, /var/snap, /var/lib/rancher), /var/lib/cni, /var/log; /proc, /sys,
+# /dev (the kernel and devices) and /run, /var/run (runtime sockets: a Unix socket accepts connections even on
+# a read-only mount, so containerd.sock there is root on the node). Directories: refused themselves only,
+# because a directory below them can be a fine place for code (/srv/shared-code, /opt/lab-code), but they
+# themselves are the system, everyone's homes or world-writable: / (also "/." and such), /bin, /sbin, /lib*,
+# /usr, /var, /var/lib, /home, /opt, /srv, /mnt, /media, /snap, /tmp, /var/tmp.
+_SYSTEM_TREES = (
+    "/boot",
+    "/dev",
+    "/etc",
+    "/proc",
+    "/root",
+    "/run",
+    "/sys",
+    "/var/lib/cni",
+    "/var/lib/containerd",
+    "/var/lib/docker",
+    "/var/lib/etcd",
+    "/var/lib/kubelet",
+    "/var/lib/rancher",
+    "/var/log",
+    "/var/run",
+    "/var/snap",
+)
+_SYSTEM_DIRS = re.compile(r"/(bin|sbin|lib[^/]*|usr|var|var/lib|home|opt|srv|mnt|media|snap|tmp|var/tmp)")
+_SHARED_CODE_HINT = "use a directory made for the shared code, such as /srv/shared-code"
+
+
 class SharedCodeConfig(_Model):
-    hostPath: AbsPath = Field(description="Directory on the control-plane node, mounted read-only.")
+    hostPath: AbsPath = Field(
+        description="Directory on the control-plane node, mounted read-only; normalised, and never a system "
+        "directory (/, /etc, /proc, /var/lib/kubelet, ...: components/config.py lists them and says why)."
+    )
     mountPath: AbsPath = Field("/home/jovyan/shared-code", description="Where user pods see it.")
 
     @field_validator("hostPath", "mountPath")
@@ -618,6 +653,27 @@ class SharedCodeConfig(_Model):
             # braces break KubeSpawner's name expansion; anything else has no place in a path shown in a form
             raise ValueError("letters, digits and . _ - + @ / only")
         return v
+
+    @field_validator("hostPath")
+    @classmethod
+    def _not_a_system_directory(cls, v: str) -> str:
+        import posixpath  # here, not at the top: this section's own need
+
+        if ".." in v.split("/"):
+            raise ValueError("no '..': name the directory itself")
+        path = posixpath.normpath(v)
+        said = "" if path == v.rstrip("/") else f"{v} is {path}: "
+        if path == "/":
+            raise ValueError(f"{said}not / itself: that would show the node's whole file system")
+        if _SYSTEM_DIRS.fullmatch(path):
+            raise ValueError(f"{said}{path} is a system directory of the node: {_SHARED_CODE_HINT}")
+        for tree in _SYSTEM_TREES:
+            if path == tree or path.startswith(tree + "/"):
+                where = f"{path} is in {tree}," if path != tree else f"{path} is"
+                raise ValueError(
+                    f"{said}{where} where the node keeps credentials, devices or runtime state: {_SHARED_CODE_HINT}"
+                )
+        return path
 
 
 class StorageConfig(_Model):
@@ -698,6 +754,19 @@ def _cron(value: str) -> str:
 Cron = Annotated[str, AfterValidator(_cron)]
 
 
+# The notebooks claim (components.storage_spec.CLAIM_NAME, which a test keeps equal): user pods mount it.
+NOTEBOOKS_CLAIM = "jupyterhub-notebooks"
+
+
+def backup_target_refusal(claim: str) -> str:
+    """Why ``claim:<claim>`` cannot hold the backups, and what can (shared with components.backup_spec)."""
+    return (
+        f"claim:{claim} is mounted by user pods: its top-level folders are users' homes, so a user could "
+        "delete or corrupt every backup, and each backup would copy the repository into itself; use an "
+        "s3: target (another volume or cluster) or claim:<pvc> of a claim that no user pod mounts"
+    )
+
+
 class BackupKeepConfig(_Model):
     last: int = Field(3, ge=0, le=1000, description="Most recent snapshots to keep, whatever their age.")
     daily: int = Field(7, ge=0, le=3660, description="Daily snapshots to keep.")
@@ -725,7 +794,7 @@ class BackupConfig(_Model):
         None,
         description="Where the repository lives: `s3:https://host[:port]/bucket[/prefix]` (any S3-compatible "
         "store, e.g. a SeaweedFS S3 gateway on another volume or cluster) or `claim:<pvc>` (a claim in the "
-        "namespace).",
+        "namespace that no user pod mounts: never the notebooks claim).",
     )
     credentials: BackupCredentialsConfig | None = Field(None, description="S3 keys; required for an s3: target.")
     password: SecretStr | None = Field(
@@ -742,9 +811,14 @@ class BackupConfig(_Model):
         if v is None:
             return v
         if v.startswith("claim:"):
-            _dns_label(v.removeprefix("claim:"))
+            claim = v.removeprefix("claim:")
+            _dns_label(claim)
+            if claim.endswith("\n"):  # the label's `$` lets one trailing line break through
+                raise ValueError("a DNS label: lower-case letters, digits and '-', without a line break")
+            if claim == NOTEBOOKS_CLAIM:
+                raise ValueError(backup_target_refusal(claim))
             return v
-        if not _S3_TARGET.match(v):
+        if not _S3_TARGET.fullmatch(v):
             raise ValueError(
                 "s3:http(s)://host[:port]/bucket[/prefix] (bucket: 3-63 lower-case letters, digits, '.', '-') "
                 "or claim:<pvc-name>"

@@ -27,16 +27,43 @@ def parse_time(text):
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC).timestamp()
 
 
-def idle_gpu_servers(users, gpu_profiles, timeout, now):
+def server_profile(server):
+    """The profile slug a server was started with ("" for none); ValueError when its stored options are not
+    what the hub's guard lets in (an object whose "profile" is a string). JupyterHub keeps a start request's
+    options as sent and hands them back, after a restart too, so they are read with care here."""
+    options = server.get("user_options")
+    if options is None:
+        return ""
+    if not isinstance(options, dict):
+        raise ValueError(repr(options))
+    profile = options.get("profile")
+    if profile is None:
+        return ""
+    if not isinstance(profile, str):
+        raise ValueError(f"profile {profile!r}")
+    return profile
+
+
+def idle_gpu_servers(users, gpu_profiles, timeout, now, log=print):
     """(user, server name, idle seconds) of ready or pending servers of a GPU profile idle longer than
-    ``timeout``; a server's last activity, else its start time, counts."""
+    ``timeout``; a server's last activity, else its start time, counts. A server whose stored options or
+    times cannot be read is logged and skipped: one such server must not stop the culling of the others."""
     out = []
     for user in users:
         for name, server in sorted((user.get("servers") or {}).items()):
-            profile = (server.get("user_options") or {}).get("profile")
+            where = f"{user['name']}/{name or '(default)'}"
+            try:
+                profile = server_profile(server)
+            except ValueError as e:
+                log(f"skipped {where}: its stored user_options are not readable ({str(e)[:200]})")
+                continue
             if profile not in gpu_profiles or server.get("stopped"):
                 continue
-            last = parse_time(server.get("last_activity")) or parse_time(server.get("started"))
+            try:
+                last = parse_time(server.get("last_activity")) or parse_time(server.get("started"))
+            except (TypeError, ValueError):
+                log(f"skipped {where}: its activity time is not readable ({server.get('last_activity')!r})")
+                continue
             if last is None:
                 continue
             idle = now - last
@@ -71,7 +98,7 @@ def cull_once(base, token, gpu_profiles, timeout, now=None, log=print):
     """One pass: stop every GPU server idle past ``timeout``; returns what was stopped."""
     now = time.time() if now is None else now
     stopped = []
-    for user, name, idle in idle_gpu_servers(list_users(base, token), set(gpu_profiles), timeout, now):
+    for user, name, idle in idle_gpu_servers(list_users(base, token), set(gpu_profiles), timeout, now, log):
         path = (
             f"users/{urllib.parse.quote(user)}/servers/{urllib.parse.quote(name)}"
             if name

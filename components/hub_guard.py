@@ -11,11 +11,21 @@ The native-login guard: NativeAuthenticator pre-approves any sign-up whose name 
 under admin names (admins log in with the password the deploy generated, a Pulumi secret in the hub's
 environment) and never pre-approves anyone: an admin approves every other account.
 
+The shared-password login guard: SharedPasswordAuthenticator compares the typed name with ``admin_users``
+before the hub lowercases it, so "Admin" with the user password became the admin's account (its servers and
+notebooks). ``GuardedSharedPasswordAuthenticator`` compares the normalized name: an admin name logs in with the
+admin password only.
+
+The option-type guard: JupyterHub stores a start request's ``user_options`` as sent and hands them back (after a
+restart too); KubeSpawner reads a falsy ``profile`` (``[]``) as "the default profile". Every value must be a
+string (what the spawn form sends), else the start is refused with a 400 that names the option.
+
 Self-contained on purpose: the file's text is what the hub executes (standard library, KubeSpawner and,
 for native login, NativeAuthenticator, all in the chart's hub image).
 """
 
 import hmac
+import inspect
 import os
 import re
 from collections.abc import Mapping
@@ -24,6 +34,18 @@ from collections.abc import Mapping
 def image_allowed(image, pinned, pattern):
     """True for an image the deploy pinned, or one the registry pattern matches as a whole."""
     return isinstance(image, str) and (image in pinned or re.fullmatch(pattern, image) is not None)
+
+
+def user_options_problem(options):
+    """Why ``options`` (a start request's user_options) are refused, or None: an object of string values."""
+    if options is None:
+        return None
+    if not isinstance(options, Mapping):
+        return f"user options must be an object of strings, not {type(options).__name__}"
+    for key, value in options.items():
+        if not isinstance(value, str):
+            return f"user option {str(key)[:80]!r} must be a string, not {type(value).__name__}"
+    return None
 
 
 GPU_RESOURCE = re.compile(r"^nvidia\.com/(gpu|gpu\.shared|mig-.+)$")
@@ -67,12 +89,29 @@ def quota_problem(requested, others, limit):
     )
 
 
+async def maybe_awaited(value):
+    """``value``, awaited when it is awaitable (JupyterHub's hooks may be either)."""
+    return await value if inspect.isawaitable(value) else value
+
+
 def make_guarded_spawner(base, pinned, pattern, registry_text, quota=None):
     """A KubeSpawner subclass that enforces the image rule and the per-user GPU quota on every spawn."""
     quota = quota or {}
 
     class GuardedKubeSpawner(base):
+        async def run_pre_spawn_hook(self):
+            # after JupyterHub set user_options, before start(); an HTTPError reaches the client as sent
+            problem = user_options_problem(self.user_options)
+            if problem:
+                from tornado.web import HTTPError
+
+                raise HTTPError(400, problem)
+            return await maybe_awaited(super().run_pre_spawn_hook())
+
         def _validate_user_options(self, profile_list):
+            problem = user_options_problem(self.user_options)
+            if problem:
+                raise ValueError(problem)
             if profile_list and not (self.user_options or {}).get("profile"):
                 # no profile named: the default profile's rules (its options' validation included) apply
                 default = self._get_profile(None, profile_list)
@@ -136,3 +175,24 @@ def make_guarded_native_authenticator(base, password_env="GPU_JUPYTERHUB_ADMIN_P
             return super().create_user(username, password, **kwargs)
 
     return GuardedNativeAuthenticator
+
+
+def make_guarded_shared_password_authenticator(base):
+    """A SharedPasswordAuthenticator subclass that checks the name after the hub's normalization: an admin name,
+    in any case or spelling the hub maps to it, logs in with the admin password only."""
+
+    class GuardedSharedPasswordAuthenticator(base):
+        async def authenticate(self, handler, data):
+            data = dict(data or {})
+            name = self.normalize_username(str(data.get("username") or ""))
+            admins = {self.normalize_username(a) for a in self.admin_users}
+            if name in admins:
+                given = str(data.get("password") or "")
+                if self.admin_password and hmac.compare_digest(given.encode(), self.admin_password.encode()):
+                    return {"name": name, "admin": True, "groups": []}
+                self.log.warning("refused a login under the admin name %r without the admin password", name)
+                return None
+            # upstream, given the normalized name: the user password (or a group's) for every other name
+            return await super().authenticate(handler, {**data, "username": name})
+
+    return GuardedSharedPasswordAuthenticator

@@ -31,12 +31,13 @@ def kubectl_command(context: str, kubeconfig_path: str | None, resources: str = 
 
 
 def from_file(path: str | Path, base_dir: Path, source: str = "gpu-jupyterhub:nodes.file") -> Inventory:
-    """An offline node list; a relative path is taken from ``base_dir``; errors name ``source``."""
+    """An offline node list; a relative path is taken from ``base_dir``; errors name ``source``. No API server
+    checked the file, so a node name it would refuse makes the whole file an error (components.nodes)."""
     p = Path(path)
     if not p.is_absolute():
         p = base_dir / p
     try:
-        return parse_nodes(p.read_bytes())
+        return parse_nodes(p.read_bytes(), refuse_bad_names=True)
     except OSError as e:
         raise InventoryError(f"{source}: cannot read {p}: {e.strerror}") from None
     except NodeDataError as e:

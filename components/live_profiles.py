@@ -333,7 +333,10 @@ def _copy_for_edit(profile):
 
 
 def apply_availability(profiles, usage, user_groups, gpu_groups):
-    """A new profile list: availability in node choices, full/NotReady nodes hidden, groups applied."""
+    """A new profile list: availability in node choices, full/NotReady nodes hidden, groups applied.
+
+    The texts it changes were HTML-escaped at deploy time (components/profiles.py; KubeSpawner's form does not
+    escape); it adds only numbers and fixed words, never a node's name or labels from the live lists."""
     out = []
     allowed_gpu = not gpu_groups or bool(set(user_groups) & set(gpu_groups))
     for original in profiles:

@@ -25,10 +25,33 @@ _MAX_DIGITS = 24
 _MIG_RESOURCE = re.compile(r"^nvidia\.com/mig-[0-9]+g\.[0-9]+gb(\.[a-z0-9+.-]+)?$")
 _INT = re.compile(r"^[0-9]+$")
 _CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")
+# The API server's own rules (k8s.io/apimachinery validation): node names are DNS-1123 subdomains, label values
+# are at most 63 characters of [A-Za-z0-9._-] with a letter or digit at each end (or empty). A real cluster's
+# data always meets them; an offline nodes.file need not, and what breaks them (markup, quotes) would reach
+# the spawn form.
+_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
+NODE_NAME_RULE = (
+    "a node name must be a DNS-1123 subdomain: at most 253 characters, lower-case letters, digits, '-' and '.', "
+    "starting and ending with a letter or digit"
+)
+LABEL_VALUE_RULE = (
+    "a label value must be empty or at most 63 characters of letters, digits, '-', '_' and '.', starting and ending "
+    "with a letter or digit"
+)
 
 
 class NodeDataError(ValueError):
     """The node list as a whole is unusable (not JSON, not a NodeList)."""
+
+
+def valid_node_name(name: Any) -> bool:
+    """Whether the API server would accept ``name`` for a node (a DNS-1123 subdomain)."""
+    return isinstance(name, str) and len(name) <= 253 and _DNS1123_SUBDOMAIN.fullmatch(name) is not None
+
+
+def valid_label_value(value: Any) -> bool:
+    return isinstance(value, str) and len(value) <= 63 and _LABEL_VALUE.fullmatch(value) is not None
 
 
 class Taint(BaseModel):
@@ -240,6 +263,8 @@ def parse_node(item: Any) -> NodeInfo:
     meta = item.get("metadata")
     if not isinstance(meta, Mapping) or not isinstance(meta.get("name"), str) or not meta["name"]:
         raise ValueError("node has no metadata.name")
+    if not valid_node_name(meta["name"]):
+        raise ValueError(f"metadata.name {_short(meta['name'])}: {NODE_NAME_RULE}")
     spec = item.get("spec") or {}
     status = item.get("status") or {}
     if not isinstance(spec, Mapping) or not isinstance(status, Mapping):
@@ -262,7 +287,7 @@ def parse_node(item: Any) -> NodeInfo:
     cpu = parse_quantity(allocatable["cpu"], millis=True) if "cpu" in allocatable else None
     mem = parse_quantity(allocatable["memory"]) if "memory" in allocatable else None
     whole = (GPU_RESOURCE, SHARED_GPU_RESOURCE)
-    return NodeInfo(
+    node = NodeInfo(
         name=meta["name"],
         ready=ready,
         schedulable=not bool(spec.get("unschedulable")),
@@ -277,10 +302,19 @@ def parse_node(item: Any) -> NodeInfo:
         gpu_capacity=sum(_gpu_slots(capacity, k) for k in whole),
         gpu_allocatable=sum(_gpu_slots(allocatable, k) for k in whole),
     )
+    # last, so that the labels read above keep their more specific messages
+    for key, value in labels.items():
+        if isinstance(value, str) and not valid_label_value(value):  # other types fail where they are read
+            raise ValueError(f"label {_short(key)}={_short(value)}: {LABEL_VALUE_RULE}")
+    return node
 
 
-def parse_nodes(document: Any) -> Inventory:
-    """A NodeList (dict, or its JSON text) into an Inventory sorted by node name."""
+def parse_nodes(document: Any, *, refuse_bad_names: bool = False) -> Inventory:
+    """A NodeList (dict, or its JSON text) into an Inventory sorted by node name.
+
+    A node whose name or label values break the API server's rules is skipped like any unreadable node
+    (its name is kept only in the report). ``refuse_bad_names`` (an offline file, which no API server
+    checked) refuses the whole list for a bad name instead: such a file is not what kubectl returns."""
     if isinstance(document, str | bytes):
         try:
             document = json.loads(document)
@@ -290,6 +324,12 @@ def parse_nodes(document: Any) -> Inventory:
             raise NodeDataError("node list is nested too deeply to be a NodeList") from None
     if not isinstance(document, Mapping) or not isinstance(document.get("items"), list):
         raise NodeDataError("node list must be a JSON object with an `items` list (kubectl get nodes -o json)")
+    if refuse_bad_names:
+        for item in document["items"]:
+            meta = item.get("metadata") if isinstance(item, Mapping) else None
+            name = meta.get("name") if isinstance(meta, Mapping) else None
+            if name is not None and not valid_node_name(name):
+                raise NodeDataError(f"node {_short(name)} is refused: {NODE_NAME_RULE}")
     nodes: dict[str, NodeInfo] = {}
     skipped: list[SkippedNode] = []
     for item in document["items"]:

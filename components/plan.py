@@ -24,6 +24,7 @@ from components.inventory import InventoryError, from_file
 from components.nodes import Inventory
 from components.profiles import ANY_NODE, ProfilePlan, build_profiles
 from components.values import (
+    auth_notes,
     chart_images,
     image_refs_for_plan,
     registry_notes,
@@ -202,7 +203,7 @@ def render_table(cfg: StackConfig, plan: ProfilePlan, *, wide: bool = False) -> 
         node_rows.append((r.name, role, r.gpus if wide else _fit(r.gpus, 44), gpu_profiles, r.reason))
     out += _columns(node_rows, None if wide else TABLE_WIDTH).split("\n")
     out += ["", *_chart_image_lines(cfg, wide=wide)]
-    notes = plan.notes + registry_notes(cfg)
+    notes = plan.notes + registry_notes(cfg) + auth_notes(cfg)
     if notes:
         out += ["", "Notes:", *(f"- {n}" for n in notes)]
     if cfg.images.build:

@@ -405,8 +405,10 @@ def build_profiles(cfg: StackConfig, inventory: Inventory, refs: dict[str, str])
         notes.append("storage.sharedCode is set but no Ready, schedulable control-plane node exists: not offered")
     if cfg.storage.sharedCode is not None:
         notes.append(
-            "storage.sharedCode mounts a hostPath, which Pod Security forbids at every level but privileged: the "
-            "namespace enforces none (it still warns and audits at restricted)"
+            "WARNING: storage.sharedCode mounts a hostPath, which Pod Security forbids at every level but "
+            "privileged, so the namespace enforces none (it still warns and audits at restricted): the hub's "
+            "service account, and whoever takes over the hub, can then create privileged pods, which is root on "
+            "every node. Leave storage.sharedCode unset unless you accept that (docs/security.md, Pods)"
         )
     agent: dict[str, Any] = {
         "display_name": "Agent Development",
@@ -508,6 +510,7 @@ def build_profiles(cfg: StackConfig, inventory: Inventory, refs: dict[str, str])
             p["slug"] = f"{p['slug']}-{n + 1}"
     profiles.extend(class_profiles)
     _complete(profiles, neutral)
+    _escape_form_text(profiles)
     unreadable = {s.name for s in inventory.skipped} - {n.name for n in inventory.nodes} - {"(unnamed node)"}
     _require_platform(profiles, sorted(unreadable))
     checked: list[str] = []
@@ -526,6 +529,30 @@ def build_profiles(cfg: StackConfig, inventory: Inventory, refs: dict[str, str])
         gpu_nodes=sorted(n.name for nodes in classes.values() for n in nodes),
         notes=notes,
     )
+
+
+# What KubeSpawner's form template (kubespawner/templates/form.html, 7.0.0) prints without escaping: Jinja's
+# autoescape is off there, and the hub inserts the form with ``| safe``.
+_FORM_TEXT = ("display_name", "description")
+_UNLISTED_TEXT = ("display_name", "display_name_in_choices", "validation_message")
+
+
+def _escape_form_text(profiles: list[dict[str, Any]]) -> None:
+    """HTML-escape, once and in one place, every text the spawn form shows: product labels and node names
+    reach display names, descriptions and choice labels. Choice keys (form values) are node names and slugs,
+    which the API server's name rules (components.nodes) keep free of markup."""
+    for p in profiles:
+        for key in _FORM_TEXT:
+            if key in p:
+                p[key] = html.escape(p[key])
+        for option in p.get("profile_options", {}).values():
+            option["display_name"] = html.escape(option["display_name"])
+            for choice in option.get("choices", {}).values():
+                choice["display_name"] = html.escape(choice["display_name"])
+            unlisted = option.get("unlisted_choice", {})
+            for key in _UNLISTED_TEXT:
+                if key in unlisted:
+                    unlisted[key] = html.escape(unlisted[key])
 
 
 def _variant_title(name: str, variant: CudaVariant) -> str:
@@ -716,8 +743,7 @@ def _shared_code_option(cfg: StackConfig, inventory: Inventory) -> dict[str, Any
                 },
             },
             "on": {
-                # KubeSpawner's form does not escape display names
-                "display_name": f"With {html.escape(shared.hostPath)} read-only (runs on {html.escape(host.name)})",
+                "display_name": f"With {shared.hostPath} read-only (runs on {host.name})",  # escaped later
                 "kubespawner_override": {
                     "volumes": {"shared-code": volume},
                     "volume_mounts": {"shared-code": mount},

@@ -23,8 +23,8 @@ from typing import Any
 
 import yaml
 
-from components.backup_spec import restore_job
-from components.config import StackConfig
+from components.backup_spec import SNAPSHOT_HELP, SNAPSHOT_ID, check_target, restore_job
+from components.config import ConfigError, StackConfig
 from components.plan import PlanError, read_stack_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +42,10 @@ def load(stack: str | None, stack_file: Path | None) -> StackConfig:
         raise RestoreError(str(e)) from None
     if not cfg.backup.enabled:
         raise RestoreError(f"{path.name}: backup.enabled is false, so there are no backups to restore from")
+    try:
+        check_target(cfg)
+    except ConfigError as e:
+        raise RestoreError(f"{path.name}: {e}") from None
     return cfg
 
 
@@ -78,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     who = parser.add_mutually_exclusive_group(required=True)
     who.add_argument("--user", help="the user whose notebooks folder to restore")
     who.add_argument("--all", action="store_true", help="every user's folder")
-    parser.add_argument("--snapshot", default="latest", help="snapshot ID (`restic snapshots`) or latest")
+    parser.add_argument("--snapshot", default="latest", help=SNAPSHOT_HELP)
     parser.add_argument(
         "--into-home", action="store_true", help="restore inside the user's folder (they see it), not beside it"
     )
@@ -87,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll", type=float, default=5.0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
+        # checked before anything else: the value reaches restic's command line
+        if not SNAPSHOT_ID.fullmatch(args.snapshot):
+            raise RestoreError(f"--snapshot: {SNAPSHOT_HELP}, not {args.snapshot!r}")
         cfg = load(args.stack, args.stack_file)
         if args.all and args.into_home:
             raise RestoreError("--into-home restores one user's folder; use --user")

@@ -98,19 +98,18 @@ def auth_values(cfg: StackConfig) -> tuple[dict[str, Any], dict[str, Any], str |
             {"GPU_JUPYTERHUB_ADMIN_PASSWORD": _secret_env(ADMIN_PASSWORD_KEY)},
             snippet,
         )
-    snippet = "import os\nc.SharedPasswordAuthenticator.user_password = os.environ['GPU_JUPYTERHUB_SHARED_PASSWORD']\n"
+    # the guard (hub_guard.py) compares names after the hub's normalization: "Admin" is the admin's name too
+    snippet = (
+        "import os\n"
+        "from jupyterhub.authenticators.shared import SharedPasswordAuthenticator\n"
+        "c.JupyterHub.authenticator_class = make_guarded_shared_password_authenticator(SharedPasswordAuthenticator)\n"
+        "c.SharedPasswordAuthenticator.user_password = os.environ['GPU_JUPYTERHUB_SHARED_PASSWORD']\n"
+    )
     env = {"GPU_JUPYTERHUB_SHARED_PASSWORD": _secret_env(SHARED_PASSWORD_KEY)}
     if auth.adminUsers:
         snippet += "c.SharedPasswordAuthenticator.admin_password = os.environ['GPU_JUPYTERHUB_ADMIN_PASSWORD']\n"
         env["GPU_JUPYTERHUB_ADMIN_PASSWORD"] = _secret_env(ADMIN_PASSWORD_KEY)
-    return (
-        {
-            "JupyterHub": {"authenticator_class": "shared-password"},
-            "SharedPasswordAuthenticator": common,
-        },
-        env,
-        snippet,
-    )
+    return ({"SharedPasswordAuthenticator": common}, env, snippet)
 
 
 def image_guard_pattern(registry: str, project: str) -> str:
@@ -366,6 +365,19 @@ def pull_secrets(cfg: StackConfig) -> list[str]:
     """The imagePullSecrets of user pods, pre-pullers and checks: none without registry credentials
     (a public Harbor project, or credentials the nodes' container runtime holds)."""
     return [PULL_SECRET] if cfg.registry.pull_credentials() else []
+
+
+def auth_notes(cfg: StackConfig) -> list[str]:
+    """What the plan and `pulumi up` say about the login: shared-password does not tell users apart."""
+    auth = cfg.auth
+    if auth.mode != "shared-password" or len(auth.allowedUsers) < 2:
+        return []
+    names = ", ".join(sorted(auth.allowedUsers)[:5]) + (", ..." if len(auth.allowedUsers) > 5 else "")
+    return [
+        f"auth.mode shared-password with {len(auth.allowedUsers)} allowedUsers ({names}): the password does not "
+        "tell users apart, so anyone who has it can log in under any of these names and open that user's servers "
+        "and notebooks; use native or oidc to keep users from each other (admin names need auth.adminPassword)"
+    ]
 
 
 def registry_notes(cfg: StackConfig) -> list[str]:

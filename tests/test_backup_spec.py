@@ -6,12 +6,14 @@ import copy
 import json
 import os
 import stat
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from components import backup_spec
 from components.backup_spec import (
     BACKUP_CRONJOB,
     CHECK_CRONJOB,
@@ -20,9 +22,12 @@ from components.backup_spec import (
     SECRET_NAME,
     backup_cronjobs,
     configmap,
+    restore_job,
+    user_pod_claims,
 )
-from components.config import ConfigError, parse_config
+from components.config import NOTEBOOKS_CLAIM, ConfigError, parse_config
 from components.restore import main as restore_main
+from components.storage_spec import CLAIM_NAME
 from tests.conftest import BASE_CONFIG
 from tests.k8s import manifest_from_inputs, validate
 from tests.program import SECRET_SIG, plain_strings, run_program
@@ -69,6 +74,38 @@ def test_bad_backup_config_names_the_key(backup: dict[str, Any], message: str) -
         parse_config(raw(**backup))
     assert message in str(err.value)
     assert PASSWORD not in str(err.value) and "short" not in str(err.value).replace("shorter", "")
+
+
+@pytest.mark.parametrize("target", ["claim:jupyterhub-notebooks", "claim:jupyterhub-notebooks\n"])
+def test_the_notebooks_claim_cannot_hold_the_backups(target: str) -> None:
+    """Its top-level folders are users' homes: `claim:jupyterhub-notebooks` put the repository in the home of a
+    user named `restic`, who could delete every backup, and each backup copied the repository into itself."""
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw(target=target))
+    (problem,) = err.value.problems
+    assert problem.startswith("gpu-jupyterhub:backup.target: ")
+    assert "jupyterhub-notebooks" in problem or "line break" in problem
+    if "line break" not in problem:
+        assert "mounted by user pods" in problem and "use an s3: target" in problem
+    assert NOTEBOOKS_CLAIM == CLAIM_NAME and user_pod_claims(parse_config(raw())) == {CLAIM_NAME}
+
+
+def test_no_claim_that_user_pods_mount_can_hold_the_backups(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever claim reaches user pods (here shared code, were it a claim) is refused as a target, by the
+    program (CronJobs), the plan's check and the restore command alike."""
+    volume = {"name": "shared-code", "persistentVolumeClaim": {"claimName": "team-code", "readOnly": True}}
+    monkeypatch.setattr(backup_spec, "shared_code_mounts", lambda cfg: (volume, {"name": "shared-code"}))
+    r = raw(target="claim:team-code")
+    r["storage"] = {**r.get("storage", {}), "sharedCode": {"hostPath": "/srv/code"}}
+    cfg = parse_config(r)
+    assert user_pod_claims(cfg) == {CLAIM_NAME, "team-code"}
+    for build in (backup_cronjobs, lambda c: restore_job(c, "alice", "latest", datetime.now(UTC))):
+        with pytest.raises(ConfigError) as err:
+            build(cfg)
+        assert "gpu-jupyterhub:backup.target: claim:team-code is mounted by user pods" in str(err.value)
+    monkeypatch.setattr(backup_spec, "shared_code_mounts", lambda cfg: (volume | {"name": "x"}, {}))
+    r["backup"]["target"] = "claim:backup-disk"
+    assert len(backup_cronjobs(parse_config(r))) == 2
 
 
 def test_disabled_by_default_and_complete_when_on() -> None:
@@ -199,3 +236,19 @@ def test_restore_refuses_a_stack_without_backups(tmp_path: Path, capsys: pytest.
     assert "backup.enabled is false" in capsys.readouterr().err
     assert restore_main(["--stack-file", str(tmp_path / "nope.yaml"), "--user", "a"]) == 2
     assert os.path.exists(tmp_path / "Pulumi.lab.yaml")
+
+
+@pytest.mark.parametrize("snapshot", ["--no-lock", "--target=/data/bob", "4f2a9c1", "4F2A9C1E", "latest ", "x" * 64])
+def test_restore_refuses_a_snapshot_that_is_not_an_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], snapshot: str
+) -> None:
+    """The value reaches restic's command line: `--snapshot=--no-lock` used to become a restic flag."""
+    argv = ["--stack-file", str(stack_file(tmp_path, raw())), "--user", "alice", f"--snapshot={snapshot}"]
+    assert restore_main([*argv, "--dry-run"]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and out.err.startswith("error: --snapshot: a snapshot ID from `restic snapshots` (8 or 64")
+    with pytest.raises(ValueError, match="snapshot: a snapshot ID"):
+        restore_job(parse_config(raw()), "alice", snapshot, datetime.now(UTC))
+    for good in ("latest", "4f2a9c1e", "0123456789abcdef" * 4):
+        assert restore_main([*argv[:-1], f"--snapshot={good}", "--dry-run"]) == 0
+    capsys.readouterr()

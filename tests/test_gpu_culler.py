@@ -63,3 +63,44 @@ def test_idle_selection() -> None:
     now = culler().parse_time("2026-01-01T00:31:00Z")
     picked = culler().idle_gpu_servers(users, {"gpu"}, 1800, now)
     assert [(u, s) for u, s, _ in picked] == [("ann", ""), ("ann", "new")]
+
+
+def test_a_server_whose_options_cannot_be_read_is_skipped_logged_and_the_others_culled() -> None:
+    """JupyterHub stores a start request's options raw and returns them after a restart: one server with a list
+    under "profile" made every pass fail (``TypeError: unhashable type: 'list'``), so no GPU server was culled."""
+    old = "2026-01-01T00:00:00Z"
+    users = [
+        {
+            "name": "mal",
+            "servers": {
+                "": {"user_options": {"profile": []}, "last_activity": old},
+                "d": {"user_options": {"profile": {"slug": "gpu"}}, "last_activity": old},
+                "l": {"user_options": ["gpu"], "last_activity": old},
+                "s": {"user_options": "gpu", "last_activity": old},
+            },
+        },
+        {"name": "ann", "servers": {"g": {"user_options": {"profile": "gpu"}, "last_activity": old}}},
+        {"name": "bob", "servers": {"": {"user_options": {"profile": "gpu"}, "last_activity": "yesterday"}}},
+        {"name": "cy", "servers": {"": {"user_options": {"profile": "gpu"}, "last_activity": old}}},
+    ]
+    module = culler()
+    calls: list[tuple[str, str]] = []
+
+    def api(base: str, token: str, method: str, path: str, params: Any = None) -> Any:
+        calls.append((method, path))
+        return {"items": users, "_pagination": {}} if method == "GET" else None
+
+    module._api = api
+    logged: list[str] = []
+    now = module.parse_time("2026-01-01T00:31:00Z")
+    stopped = module.cull_once("http://hub/api", "t", ["gpu"], 1800, now=now, log=logged.append)
+    assert stopped == [("ann", "g"), ("cy", "")]
+    assert [c for c in calls if c[0] == "DELETE"] == [("DELETE", "users/ann/servers/g"), ("DELETE", "users/cy/server")]
+    skipped = [m for m in logged if m.startswith("skipped")]
+    assert skipped == [
+        "skipped mal/(default): its stored user_options are not readable (profile [])",
+        "skipped mal/d: its stored user_options are not readable (profile {'slug': 'gpu'})",
+        "skipped mal/l: its stored user_options are not readable (['gpu'])",
+        "skipped mal/s: its stored user_options are not readable ('gpu')",
+        "skipped bob/(default): its activity time is not readable ('yesterday')",
+    ], logged

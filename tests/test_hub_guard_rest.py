@@ -1,7 +1,9 @@
-"""The image guard and the GPU quota through the REST API of a real JupyterHub 5.5 (127.0.0.1) running the deployed
-hub.extraConfig with KubeSpawner 7.0.0: a spawn request with a foreign image is refused before any pod
-is made, whatever the request holds; an allowed request gets past the guard (the fake API server then
-makes it wait, which is all this test needs to see)."""
+"""The hub-side guards through a real JupyterHub 5.5 (127.0.0.1) running the deployed hub.extraConfig with
+KubeSpawner 7.0.0. Over the REST API: a spawn request with a foreign image is refused before any pod is made,
+whatever the request holds; user options of the wrong type are refused with a 400 that says why; an allowed
+request gets past the guard (the fake API server then makes it wait, which is all this test needs to see).
+Through the login form, in shared-password mode: an admin's name, in any case, never logs in with the user
+password."""
 
 from __future__ import annotations
 
@@ -45,8 +47,7 @@ c.JupyterHub.cookie_secret_file = {workdir!r} + "/cookie_secret"
 c.JupyterHub.cleanup_servers = False
 c.JupyterHub.allow_named_servers = True
 c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 2}}
-c.JupyterHub.authenticator_class = "dummy"
-c.Authenticator.allow_all = True
+{auth}
 c.JupyterHub.services = [{{"name": "provisioner", "api_token": {admin_token!r}}}]
 c.JupyterHub.load_roles = [{{"name": "admin", "services": ["provisioner"]}}]
 c.KubeSpawner.namespace = "jupyterhub"
@@ -54,19 +55,20 @@ c.KubeSpawner.image = {image!r}
 c.KubeSpawner.profile_list = json.loads(open({profiles!r}).read())
 c.KubeSpawner.k8s_api_request_timeout = 2
 exec(open({guards!r}).read())
+{auth_snippet}
 """
 
+DUMMY_AUTH = 'c.JupyterHub.authenticator_class = "dummy"\nc.Authenticator.allow_all = True'
 
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Path]]:
-    workdir = tmp_path_factory.mktemp("guardhub")
-    values = build_values(
-        parse_config({**BASE_CONFIG, "images": {"build": False, "refs": GIVEN_REFS}}),
-        parse_nodes(SCENARIOS["mixed"]),
-        GIVEN_REFS,
-    )
+
+def _run_hub(workdir: Path, values: dict[str, Any], auth: str, env: dict[str, str]) -> Iterator[tuple[str, str, Path]]:
+    """A hub with the deployed guards (and login snippet, when ``auth`` is not the dummy one) of ``values``."""
     (workdir / "profiles.json").write_text(json.dumps(values["singleuser"]["profileList"]))
     (workdir / "guards.py").write_text(values["hub"]["extraConfig"]["05-guards"])
+    auth_snippet = ""
+    if "10-auth" in values["hub"]["extraConfig"]:
+        (workdir / "auth.py").write_text(values["hub"]["extraConfig"]["10-auth"])
+        auth_snippet = f"exec(open({str(workdir / 'auth.py')!r}).read())"
     # a fake API server: empty lists, open watches, pods accepted and never running, so a spawn past
     # the guards stays pending (active), as on a busy cluster
     api = fakeapi.start()
@@ -83,12 +85,26 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Pa
         image=values["singleuser"]["image"]["name"],
         profiles=str(workdir / "profiles.json"),
         guards=str(workdir / "guards.py"),
+        auth=auth,
+        auth_snippet=auth_snippet,
     )
     try:
-        with running_hub(workdir, config, port, {"KUBECONFIG": str(workdir / "kubeconfig")}) as log:
+        with running_hub(workdir, config, port, {"KUBECONFIG": str(workdir / "kubeconfig"), **env}) as log:
             yield f"http://127.0.0.1:{port}/hub/api/", token, log
     finally:
         api.shutdown()
+
+
+def _values(**auth: Any) -> dict[str, Any]:
+    raw = {**BASE_CONFIG, "images": {"build": False, "refs": GIVEN_REFS}}
+    if auth:
+        raw["auth"] = auth
+    return build_values(parse_config(raw), parse_nodes(SCENARIOS["mixed"]), GIVEN_REFS)
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Path]]:
+    yield from _run_hub(tmp_path_factory.mktemp("guardhub"), _values(), DUMMY_AUTH, {})
 
 
 def spawn(hub: tuple[str, str, Path], user: str, options: dict[str, Any]) -> requests.Response:
@@ -144,3 +160,81 @@ def test_the_gpu_quota_holds_over_the_rest_api(hub: tuple[str, str, Path]) -> No
     assert f"Unhandled error starting {user}'s server: you use 2 of your 2 GPUs (servers: a, b)" in text, text[-3000:]
     r = requests.post(f"{url}users/{user}/servers/d", headers=headers, json={"profile": "cpu"}, timeout=60)
     assert r.status_code in (201, 202), "CPU servers are not limited by the GPU quota"
+
+
+@pytest.mark.parametrize(
+    ("options", "key"),
+    [
+        ({"profile": []}, "profile"),  # falsy: KubeSpawner would take it for "the default profile"
+        ({"profile": {}}, "profile"),
+        ({"profile": {"slug": "gpu"}}, "profile"),
+        ({"profile": 1}, "profile"),
+        ({"profile": "gpu", "image": ["x"]}, "image"),
+        ({"profile": "cpu", "image--unlisted-choice": {"a": 1}}, "image--unlisted-choice"),
+    ],
+)
+def test_options_of_the_wrong_type_are_refused_with_400(
+    hub: tuple[str, str, Path], options: dict[str, Any], key: str
+) -> None:
+    """JupyterHub stores a start request's options raw and hands them back after a restart; a list under
+    "profile" would then break every pass of the GPU culler (its profile set lookup cannot hash it)."""
+    user = f"t{secrets.token_hex(3)}"
+    response = spawn(hub, user, options)
+    assert response.status_code == 400, response.text
+    message = response.json()["message"]
+    assert f"user option {key!r} must be a string" in message, message
+    url, token, _ = hub
+    model = requests.get(f"{url}users/{user}", headers={"Authorization": f"token {token}"}, timeout=30).json()
+    assert model["servers"] == {}, "nothing was started"
+
+
+# ---- shared-password login through the hub's login form ----
+
+USER_PASSWORD = "shared-user-password-1"
+ADMIN_PASSWORD = "admin-password-of-at-least-32-chars-0123456789"
+
+
+@pytest.fixture(scope="module")
+def shared_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Path]]:
+    """The deployed shared-password login (hub.config section and 10-auth snippet), the passwords in the hub's
+    environment as the Secret puts them there."""
+    values = _values(
+        mode="shared-password",
+        sharedPassword=USER_PASSWORD,
+        allowedUsers=["ann", "bob"],
+        adminUsers=["admin"],
+        adminPassword=ADMIN_PASSWORD,
+    )
+    auth = f"for _section, _traits in {values['hub']['config']!r}.items():\n    c[_section].update(_traits)"
+    env = {"GPU_JUPYTERHUB_SHARED_PASSWORD": USER_PASSWORD, "GPU_JUPYTERHUB_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    yield from _run_hub(tmp_path_factory.mktemp("sharedhub"), values, auth, env)
+
+
+def login(hub: tuple[str, str, Path], username: str, password: str) -> str | None:
+    """Log in through the hub's form as a browser does; the name the hub then knows the session by, or None."""
+    base = hub[0].removesuffix("api/")
+    session = requests.Session()
+    session.get(f"{base}login", timeout=30)
+    xsrf = session.cookies.get("_xsrf")
+    form = {"username": username, "password": password, "_xsrf": xsrf}
+    response = session.post(f"{base}login", data=form, allow_redirects=False, timeout=30)
+    if response.status_code != 302:
+        return None
+    me = session.get(f"{base}api/user", headers={"X-XSRFToken": xsrf}, timeout=30)
+    me.raise_for_status()
+    return me.json()["name"]
+
+
+@pytest.mark.parametrize("name", ["Admin", "ADMIN", "admin", " aDmin "])
+def test_an_admin_name_never_logs_in_with_the_user_password(shared_hub: tuple[str, str, Path], name: str) -> None:
+    """Upstream compares the typed name with admin_users before the hub lowercases it: "Admin" with the user
+    password came back as the session of "admin" (its servers, its notebooks)."""
+    assert login(shared_hub, name, USER_PASSWORD) is None
+
+
+def test_shared_password_logins_that_stay_allowed(shared_hub: tuple[str, str, Path]) -> None:
+    assert login(shared_hub, "Admin", ADMIN_PASSWORD) == "admin"
+    assert login(shared_hub, "ann", USER_PASSWORD) == "ann"
+    assert login(shared_hub, "ANN", USER_PASSWORD) == "ann"
+    assert login(shared_hub, "ann", ADMIN_PASSWORD) is None, "the admin password is for admin names only"
+    assert login(shared_hub, "eve", USER_PASSWORD) is None, "not an allowed user"

@@ -10,8 +10,9 @@ from typing import Any
 
 from components.config import ImagesConfig, parse_config
 from components.nodes import parse_nodes
+from components.plan import render_table
 from components.profiles import ANY_NODE, _names_regex, build_profiles
-from components.values import pod_security_labels, registry_notes
+from components.values import auth_notes, pod_security_labels, registry_notes
 from tests.conftest import BASE_CONFIG, DIGEST, GIVEN_REFS
 from tests.fixtures.nodefactory import SCENARIOS
 
@@ -42,6 +43,21 @@ def test_registry_notes_say_what_pods_pull_with() -> None:
     assert registry_notes(cfg(registry=public)) == [
         "no registry credentials: images must be pullable without them (a public project, or node credentials)"
     ]
+
+
+def test_shared_password_with_several_users_is_flagged_as_not_separating_them() -> None:
+    shared = {"mode": "shared-password", "sharedPassword": "shared-password-1"}
+    assert auth_notes(cfg()) == [], "oidc keeps users apart"
+    assert auth_notes(cfg(auth={**shared, "allowedUsers": ["ann"]})) == []
+    several = cfg(auth={**shared, "allowedUsers": ["bob", "ann", "cy", "dee", "eve", "fay"]})
+    note = (
+        "auth.mode shared-password with 6 allowedUsers (ann, bob, cy, dee, eve, ...): the password does not tell "
+        "users apart, so anyone who has it can log in under any of these names and open that user's servers and "
+        "notebooks; use native or oidc to keep users from each other (admin names need auth.adminPassword)"
+    )
+    assert auth_notes(several) == [note]
+    table = render_table(several, build_profiles(several, parse_nodes(SCENARIOS["mixed"]), GIVEN_REFS), wide=True)
+    assert f"- {note}" in table.split("Notes:", 1)[1]
 
 
 def test_a_typed_node_name_must_be_one_of_the_class_exactly() -> None:
@@ -273,7 +289,9 @@ def test_the_form_of_a_mixed_cluster() -> None:
         "enabled": True,
         "display_name": "Other image from harbor.lab.example",
         "display_name_in_choices": "Other image from harbor.lab.example...",
-        "validation_message": "Only images from harbor.lab.example/jupyter/<name>:<tag> or @sha256:<digest>",
+        # HTML-escaped: the form prints it unescaped into a title attribute, where the browser shows <name>
+        "validation_message": "Only images from harbor.lab.example/jupyter/&lt;name&gt;:&lt;tag&gt; or "
+        "@sha256:&lt;digest&gt;",
     }
 
 
@@ -502,8 +520,10 @@ def test_notes_for_a_cluster_without_gpus_and_for_a_host_path_mount() -> None:
         "tolerated taints and a driver the images support): no GPU profiles"
     ) in p.notes
     assert (
-        "storage.sharedCode mounts a hostPath, which Pod Security forbids at every level but privileged: the "
-        "namespace enforces none (it still warns and audits at restricted)"
+        "WARNING: storage.sharedCode mounts a hostPath, which Pod Security forbids at every level but "
+        "privileged, so the namespace enforces none (it still warns and audits at restricted): the hub's "
+        "service account, and whoever takes over the hub, can then create privileged pods, which is root on "
+        "every node. Leave storage.sharedCode unset unless you accept that (docs/security.md, Pods)"
     ) in p.notes
 
 

@@ -213,11 +213,25 @@ def test_shared_password_login_takes_both_passwords_from_their_secret(
     if admins:
         cfg["auth"] |= {"adminUsers": admins, "adminPassword": ADMIN_PASSWORD}
     authenticator = _authenticator(cfg, monkeypatch)
-    assert type(authenticator) is SharedPasswordAuthenticator
+    assert isinstance(authenticator, SharedPasswordAuthenticator)
+    assert type(authenticator).__name__ == "GuardedSharedPasswordAuthenticator", "admin names checked normalized"
     assert authenticator.user_password == SECRETS["shared"]
     assert authenticator.allowed_users == {"ann", "bob"}
     assert authenticator.admin_users == set(admins)
     assert authenticator.admin_password == (ADMIN_PASSWORD if admins else None)
+    # the hub's own entry point (authenticate, normalize, allow): an admin name in any case needs the admin password
+    import asyncio
+
+    def login(name: str, password: str) -> Any:
+        data = {"username": name, "password": password}
+        return asyncio.run(authenticator.get_authenticated_user(None, data))
+
+    assert login("ANN", SECRETS["shared"])["name"] == "ann"
+    if admins:
+        assert login("Ada", SECRETS["shared"]) is None and login("ADA", SECRETS["shared"]) is None
+        # (the running hub also adds admin names to allowed_users at start; tests/test_hub_guard_rest.py shows it)
+        admin = asyncio.run(authenticator.authenticate(None, {"username": "Ada", "password": ADMIN_PASSWORD}))
+        assert admin == {"name": "ada", "admin": True, "groups": []}
 
 
 def test_native_login_is_the_guarded_native_authenticator_with_approval(

@@ -66,7 +66,7 @@ c.Spawner.pre_spawn_hook = pre_spawn_hook
 c.Spawner.environment = {{
     "GPU_JUPYTERHUB_NOTEBOOKS_DIR": lambda s: os.path.join(_home(s), "notebooks"),
     "GPU_JUPYTERHUB_SCRATCH_DIR": lambda s: os.path.join(_home(s), "scratch"),
-    "GPU_JUPYTERHUB_PROFILE": lambda s: s.user_options.get("profile", ""),
+    "GPU_JUPYTERHUB_PROFILE": lambda s: str(s.user_options.get("profile") or ""),
     # stands in for the node a pod lands on: chosen by a node-selection user option, as on the cluster
     "NODE_NAME": lambda s: s.user_options.get("node", "local-node"),
     "NVIDIA_VISIBLE_DEVICES": "void",

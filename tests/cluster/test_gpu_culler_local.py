@@ -1,5 +1,7 @@
 """GPU-idle culling against a real JupyterHub 5.5: servers of both kinds, activity times set through the
-REST API, one pass of the culler with a token limited to the service's role."""
+REST API, one pass of the culler with a token limited to the service's role. One server holds options the
+culler cannot read (``{"profile": []}``, which the deployed guard now refuses but a server started before it,
+or a hub restarted since, still hands back): it is skipped and logged, and the others are culled."""
 
 from __future__ import annotations
 
@@ -33,7 +35,8 @@ def test_idle_gpu_servers_stop_cpu_servers_stay(local_hub: LocalHub) -> None:
     hub.start(name, "gpu1", {"profile": "gpu"})
     hub.start(name, "cpu1", {"profile": "cpu"})
     hub.start(name, "gpu2", {"profile": "gpu"})
-    for server in ("gpu1", "cpu1", "gpu2"):
+    hub.start(name, "odd", {"profile": []})  # this local hub runs no guard: the options are stored raw
+    for server in ("gpu1", "cpu1", "gpu2", "odd"):
         hub.wait_ready(name, server, timeout=120)
     # JupyterHub only ever moves last_activity forward, so idleness is made by waiting: everything goes quiet
     # for longer than the (short) timeout, then gpu2 reports activity
@@ -47,10 +50,12 @@ def test_idle_gpu_servers_stop_cpu_servers_stay(local_hub: LocalHub) -> None:
         "POST", "users/cullbot/tokens", json={"note": "gpu culler", "scopes": list(GPU_CULLER_SCOPES)}
     ).json()["token"]
     api = local_hub.url + "hub/api/"
-    stopped = culler().cull_once(api, scoped, ["gpu"], timeout=IDLE_TIMEOUT, log=lambda _m: None)
+    logged: list[str] = []
+    stopped = culler().cull_once(api, scoped, ["gpu"], timeout=IDLE_TIMEOUT, log=logged.append)
     assert stopped == [(name, "gpu1")]
+    assert f"skipped {name}/odd: its stored user_options are not readable (profile [])" in logged, logged
     servers = local_hub.admin("GET", f"users/{name}").json()["servers"]
-    assert "cpu1" in servers and "gpu2" in servers
+    assert "cpu1" in servers and "gpu2" in servers and "odd" in servers
     assert "gpu1" not in servers or not servers["gpu1"].get("ready")
-    for server in ("cpu1", "gpu2"):
+    for server in ("cpu1", "gpu2", "odd"):
         hub.stop(name, server)

@@ -14,6 +14,7 @@ import os
 import random
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -228,6 +229,85 @@ def test_wrong_password_and_unreachable_target_fail_with_a_clear_message(restic:
     assert missing.returncode == 1 and "no snapshot 'deadbeef'" in run.message
     sneaky = run("restore.sh", RESTORE_USER="../etc")
     assert sneaky.returncode == 1 and "must be a user name" in run.message
+
+
+def racing_user(restic: Path, tmp: Path, data: Path, user: str, victim: str) -> Path:
+    """A PATH directory whose ``restic`` and ``mv`` let ``user`` (server running, writing in their folder) win
+    every race of a restore. restic 0.18 replaces a link it finds where it restores, so the user swaps a
+    directory for a link to ``victim``'s folder after restic made it: restic is paused (SIGSTOP) the moment
+    ``<target>/data`` appears inside the user's folder, the swap done, restic resumed. And just before anything is
+    moved to a name inside the folder, that name becomes such a link. Then the real command goes on."""
+    bin_dir = tmp / "racing-user"
+    bin_dir.mkdir()
+    home, other = data / user, data / victim
+    (bin_dir / "restic").write_text(f"""#!{sys.executable}
+import os, signal, subprocess, sys
+args = sys.argv[1:]
+target = args[args.index("--target") + 1] if args[:1] == ["restore"] else ""
+if not target.startswith({str(home)!r} + "/"):
+    os.execv({str(restic)!r}, [{str(restic)!r}, *args])
+proc = subprocess.Popen([{str(restic)!r}, *args])
+sub = os.path.join(target, "data")
+while proc.poll() is None and not os.path.isdir(sub):
+    pass
+if proc.poll() is None:
+    os.kill(proc.pid, signal.SIGSTOP)
+    os.rename(sub, sub + ".moved")
+    os.symlink({str(other)!r}, sub)
+    os.kill(proc.pid, signal.SIGCONT)
+sys.exit(proc.wait())
+""")
+    (bin_dir / "mv").write_text(f"""#!/bin/sh
+for last in "$@"; do :; done
+case $last in {home}/*) rm -rf "$last"; ln -s {other} "$last" ;; esac
+exec /bin/mv "$@"
+""")
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    return bin_dir
+
+
+def test_a_user_racing_a_restore_into_their_home_cannot_redirect_it(restic: Path, tmp_path: Path) -> None:
+    """Issue 25.6: restore.sh made a directory inside alice's folder and restored into it; alice swapped it for a
+    link to bob's folder and restic wrote alice's files there. Now restic writes only out of every user's reach,
+    and the one rename into alice's folder does not follow her link: the restore fails, saying where the files
+    are, and bob's folder is untouched."""
+    data = tmp_path / "data"
+    build_tree(data)
+    run = Runner(restic, data, str(tmp_path / "repo"), tmp_path)
+    assert run("backup.sh").returncode == 0
+    bob = tmp_path / "bob-before"
+    shutil.copytree(data / "bob", bob)
+    evil = racing_user(restic, tmp_path, data, "alice", "bob")
+    home = run("restore.sh", RESTORE_USER="alice", RESTORE_INTO="home", PATH=f"{evil}{os.pathsep}{run.env['PATH']}")
+    assert same_tree(bob, data / "bob") == [], "restic wrote through alice's link into bob's folder"
+    assert home.returncode == 1, home.stdout
+    staged = [p for p in data.iterdir() if p.name.startswith(".restore-alice-")]
+    assert len(staged) == 1 and (staged[0] / "analysis.ipynb").is_file()
+    assert run.message.startswith(f"restore failed: cannot move the restored files to {data}/alice/restored-")
+    assert run.message.endswith(f"they are in {staged[0]}")
+    # not raced, the same restore lands in alice's folder, and nothing is left behind
+    shutil.rmtree(staged[0])
+    ok = run("restore.sh", RESTORE_USER="alice", RESTORE_INTO="home")
+    assert ok.returncode == 0, ok.stderr
+    [link] = [p for p in (data / "alice").iterdir() if p.name.startswith("restored-") and p.is_symlink()]
+    assert link.resolve() == data / "bob", "alice's own link stays hers"
+    [inside] = [p for p in (data / "alice").iterdir() if p.name.startswith("restored-") and not p.is_symlink()]
+    assert same_tree(bob, data / "bob") == [] and (inside / "analysis.ipynb").is_file()
+    assert not [p for p in data.iterdir() if p.name.startswith(".restore-")]
+
+
+@pytest.mark.parametrize("snapshot", ["--no-lock", "--host=other", "4f2a9c1", "LATEST", ""])
+def test_restore_refuses_a_snapshot_that_is_not_an_id(restic: Path, tmp_path: Path, snapshot: str) -> None:
+    data = tmp_path / "data"
+    (data / "alice").mkdir(parents=True)
+    run = Runner(restic, data, str(tmp_path / "repo"), tmp_path)
+    bad = run("restore.sh", RESTORE_USER="alice", RESTORE_SNAPSHOT=snapshot)
+    if snapshot == "":  # unset or empty: latest, and there is no repository here
+        assert bad.returncode == 1 and "no repository" in run.message
+        return
+    assert bad.returncode == 1
+    assert run.message == "restore failed: RESTORE_SNAPSHOT must be a snapshot ID (8 or 64 hex characters) or latest"
 
 
 def test_retention_and_a_corrupted_repository(restic: Path, tmp_path: Path) -> None:
