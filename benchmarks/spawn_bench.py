@@ -165,16 +165,7 @@ def run(stack: realnode.Stack, images: realnode.Images, starts: int) -> None:
     t = time.monotonic()
     stack.project.pulumi("up", "--stack", STACK, "--yes", timeout=realnode.UP_TIMEOUT)
     up_s = time.monotonic() - t
-    after = realnode.wait(
-        "the new hub Ready",
-        lambda: (
-            (p := realnode.hub_pod())
-            and p["metadata"]["uid"] != before["metadata"]["uid"]
-            and realnode.pod_ready(p)
-            and p
-        ),
-        300,
-    )
+    after = realnode.wait_new_hub(before)
     created, started = ready_seconds(after)
     print(
         f"hub restart after a values change: pulumi up {up_s:.1f} s; new hub pod created -> Ready {created:.1f} s "

@@ -251,6 +251,16 @@ def hub_pod() -> dict[str, Any] | None:
     return live[0] if len(live) == 1 else None
 
 
+def wait_new_hub(before: dict[str, Any], timeout: float = 300) -> dict[str, Any]:
+    """The hub pod that replaced ``before``, once it is Ready (after a values change restarts the hub)."""
+
+    def replaced() -> dict[str, Any] | None:
+        p = hub_pod()
+        return p if p and p["metadata"]["uid"] != before["metadata"]["uid"] and pod_ready(p) else None
+
+    return wait("a new hub pod to be Ready", replaced, timeout, selector="component=hub")
+
+
 def pod_ready(p: dict[str, Any] | None) -> bool:
     return bool(p) and any(
         c["type"] == "Ready" and c["status"] == "True" for c in p.get("status", {}).get("conditions", [])

@@ -194,17 +194,7 @@ def test_g_a_changed_value_restarts_the_hub_and_the_running_server_keeps_working
     stack.project.set_config(STACK, "culling", {**stack.config.get("culling", {}), "timeoutSeconds": 3000})
     result = stack.project.pulumi("up", "--stack", STACK, "--yes", timeout=realnode.UP_TIMEOUT)
     print(f"[node] pulumi up with a changed value: {result.seconds:.1f} s")
-    after = wait(
-        "a new hub pod to be Ready",
-        lambda: (
-            (p := realnode.hub_pod())
-            and p["metadata"]["uid"] != before["metadata"]["uid"]
-            and realnode.pod_ready(p)
-            and p
-        ),
-        300,
-        selector="component=hub",
-    )
+    after = realnode.wait_new_hub(before)
     assert after["spec"]["nodeName"] == "e2e-real-node"
     assert alice.server_answers()
     server = wait("the new hub to report alice's server ready", lambda: (s := alice.server()) and s.get("ready"), 60)
