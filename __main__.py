@@ -14,6 +14,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.availability import GpuAvailability, GpuAvailabilityArgs
+from components.availability_spec import availability_objects
 from components.backup import NotebookBackup, NotebookBackupArgs
 from components.backup_spec import (
     ACCESS_KEY,
@@ -26,6 +28,7 @@ from components.backup_spec import check_target as check_backup_target
 from components.backup_spec import configmap as backup_configmap
 from components.backup_spec import secret_keys as backup_secret_keys
 from components.chart import ChartSource, chart_source
+from components.chart_images import HUB_IMAGE
 from components.config import ConfigError, StackConfig, load_pulumi_config
 from components.hub import JupyterHub, JupyterHubArgs
 from components.image_builds import ImageBuilds, ImageBuildsArgs, RegistryPullSecret, RegistryPullSecretArgs
@@ -43,10 +46,13 @@ from components.storage_spec import (
 )
 from components.values import (
     ADMIN_PASSWORD_KEY,
+    CORE_POD_AFFINITY,
     OAUTH_SECRET_KEY,
     PULL_SECRET,
     SHARED_PASSWORD_KEY,
     auth_notes,
+    chart_image_pull_secrets,
+    chart_images,
     pod_security_labels,
     registry_notes,
     values_from_plan,
@@ -218,6 +224,14 @@ def main() -> None:
 
     backup = backup_component(cfg, storage, after_ns)
 
+    availability: list[pulumi.Resource] = []
+    if cfg.profiles.liveAvailability:
+        objects = availability_objects(
+            cfg.namespace, chart_images(cfg)[HUB_IMAGE], chart_image_pull_secrets(cfg), CORE_POD_AFFINITY
+        )
+        after_pull = pulumi.ResourceOptions(providers=[provider], depends_on=depends_pull)
+        availability.append(GpuAvailability("gpu-availability", GpuAvailabilityArgs(objects=objects), opts=after_pull))
+
     plan = images.refs.apply(lambda refs: build_profiles(cfg, inventory, refs))
     values = pulumi.Output.all(plan, images.refs).apply(lambda pr: _checked_values(cfg, pr[0], pr[1]))
     hub = JupyterHub(
@@ -229,8 +243,7 @@ def main() -> None:
             timeout_seconds=cfg.chart.timeoutSeconds,
             host=cfg.hub.host,
             auth_secrets=auth_secret_data(cfg),
-            live_profiles_rbac=cfg.profiles.liveAvailability,
-            cluster_role_name=f"gpu-jupyterhub-{cfg.namespace}-gpu-availability",
+            depends_on=availability,
         ),
         opts=pulumi.ResourceOptions(providers=[provider], depends_on=[*depends_pull, storage]),
     )

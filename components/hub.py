@@ -1,4 +1,7 @@
-"""The JupyterHub component: auth secrets, spawn-time RBAC and the z2jh Helm release.
+"""The JupyterHub component: auth secrets and the z2jh Helm release.
+
+The hub holds no cluster-wide right: spawn-time GPU availability comes from the availability service
+(components/availability.py), which alone lists and watches every node and pod.
 
 `helm.v3.Release` (not `helm.v4.Chart`) because the chart relies on Helm hooks and release history.
 """
@@ -15,7 +18,6 @@ from components.chart import ChartSource
 from components.values import AUTH_SECRET
 
 RELEASE_NAME = "jupyterhub"
-HUB_SERVICE_ACCOUNT = "hub"  # z2jh's name with fullnameOverride "" (the chart default)
 
 
 @dataclass
@@ -28,8 +30,8 @@ class JupyterHubArgs:
     timeout_seconds: int
     host: str
     auth_secrets: dict[str, pulumi.Input[str]] = field(default_factory=dict)
-    live_profiles_rbac: bool = True
-    cluster_role_name: str = "gpu-jupyterhub-gpu-availability"  # cluster-scoped: include the namespace
+    # what must exist before the release (the availability service the hub polls)
+    depends_on: list[pulumi.Resource] = field(default_factory=list)
 
 
 class JupyterHub(pulumi.ComponentResource):
@@ -39,7 +41,7 @@ class JupyterHub(pulumi.ComponentResource):
     def __init__(self, name: str, args: JupyterHubArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("gpu-jupyterhub:hub:JupyterHub", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        depends: list[pulumi.Resource] = []
+        depends: list[pulumi.Resource] = list(args.depends_on)
         if args.auth_secrets:
             secret = k8s.core.v1.Secret(
                 f"{name}-auth",
@@ -49,27 +51,6 @@ class JupyterHub(pulumi.ComponentResource):
                 opts=child,
             )
             depends.append(secret)
-        if args.live_profiles_rbac:
-            role = k8s.rbac.v1.ClusterRole(
-                f"{name}-gpu-availability",
-                metadata={"name": args.cluster_role_name, "labels": {"app.kubernetes.io/part-of": "gpu-jupyterhub"}},
-                # Least privilege: the spawn-time availability (live_profiles.py) lists nodes and pods and
-                # watches them from there; no get of single objects, nothing it could change.
-                rules=[{"apiGroups": [""], "resources": ["nodes", "pods"], "verbs": ["list", "watch"]}],
-                opts=child,
-            )
-            binding = k8s.rbac.v1.ClusterRoleBinding(
-                f"{name}-gpu-availability",
-                metadata={"name": args.cluster_role_name, "labels": {"app.kubernetes.io/part-of": "gpu-jupyterhub"}},
-                role_ref={
-                    "apiGroup": "rbac.authorization.k8s.io",
-                    "kind": "ClusterRole",
-                    "name": args.cluster_role_name,
-                },
-                subjects=[{"kind": "ServiceAccount", "name": HUB_SERVICE_ACCOUNT, "namespace": args.namespace}],
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[role]),
-            )
-            depends.append(binding)
         repo = args.chart.repository
         release = k8s.helm.v3.Release(
             f"{name}-release",

@@ -4,13 +4,15 @@ The deploy-time profile list is computed from the nodes at ``pulumi up``; GPUs g
 down in between. At spawn time this wraps the list in KubeSpawner's callable ``profile_list``: node
 choices show free/total GPUs (allocatable minus the requests of pods that hold them, as the scheduler
 counts), full or NotReady nodes are hidden, sizes no node has room for are hidden, and GPU profiles can be
-limited to some groups. The numbers come from one list-and-watch cache of nodes and pods per hub process
-(kubernetes_asyncio's watch; totals kept per node, event by event), so a form load makes no API call. It
-never breaks spawning: until the cache is synced, or after a watch fails, it logs why and serves the
-deploy-time list (a failed watch lists again with backoff).
+limited to some groups. The numbers are per-node totals from the availability service
+(``availability_service.py``, its own pod: the one process that lists and watches every node and pod, with
+``ClusterCache`` below); the hub polls them (``RemoteUsage``) and reads no pod outside its namespace. The list
+is computed once per change of those totals (and per set of groups), not per form load. It never breaks
+spawning: until the first totals are in, or while the service does not answer, it logs why and serves the
+deploy-time list.
 
-Self-contained on purpose (standard library and the hub image's kubernetes_asyncio only): the file's
-text is what the hub executes.
+Self-contained on purpose (standard library, tornado and kubernetes_asyncio of the hub image): the file's
+text is what the hub executes, and what the availability service loads.
 """
 
 import asyncio
@@ -18,7 +20,9 @@ import json
 import re
 
 GPU_RESOURCE_PATTERN = re.compile(r"^nvidia\.com/(gpu|gpu\.shared|mig-.+)$")
-API_TIMEOUT_SECONDS = 5.0  # the one-shot lister (tests)
+API_TIMEOUT_SECONDS = 5.0  # the one-shot lister (tests), the poller's requests
+LIST_PAGE = 500  # items per page of the availability service's initial lists
+RECENT_GROUP_SETS = 16  # group sets whose profile list is computed ahead, after each change of the totals
 _SUFFIX = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3}
 _QTY_SUFFIX = {**_SUFFIX, "T": 10**12, "Ti": 1024**4, "P": 10**15, "Pi": 1024**5, "E": 10**18, "Ei": 1024**6}
 # KubeSpawner's byte specifications (mem_guarantee "6G") are 1024-based.
@@ -153,13 +157,14 @@ class ClusterCache:
             self._add(*held, 1)
         self.generation += 1
 
-    def reset(self, kind):
-        """Forget one kind before a fresh list (after a watch ended or failed)."""
+    def take_list(self, kind, fresh):
+        """Replace one kind by a complete fresh list (another ClusterCache fed with it)."""
         if kind == "nodes":
-            self.nodes = {}
+            self.nodes = fresh.nodes
         else:
-            self.pods, self.used = {}, {}
-        self.synced[kind] = False
+            self.pods, self.used = fresh.pods, fresh.used
+        self.synced[kind] = True
+        self.generation += 1
 
     def usage(self):
         """{node: {"ready", "resources": {resource: [free, total]}, "labels", "taints", "cpu": [free, total],
@@ -183,6 +188,21 @@ class ClusterCache:
             self.task = asyncio.ensure_future(asyncio.gather(self._watch("nodes", log), self._watch("pods", log)))
         return self.task
 
+    async def _list_pages(self, method, handler):
+        """The initial list in pages of LIST_PAGE items, each taken in before the next is asked for, so the
+        memory of a 150,000-pod list is one page; the resourceVersion the watch starts from."""
+        token = None
+        while True:
+            page = {"limit": LIST_PAGE, **({"_continue": token} if token else {})}
+            response = await method(_preload_content=False, **page)
+            listed = json.loads(await response.read())
+            for item in listed.get("items") or []:
+                handler("ADDED", item)
+            meta = listed.get("metadata") or {}
+            token = meta.get("continue")
+            if not token:
+                return meta.get("resourceVersion")
+
     async def _watch(self, kind, log):
         """List, then watch from that list's resourceVersion; on any end or error, list again."""
         from kubernetes_asyncio import client, config, watch
@@ -198,14 +218,10 @@ class ClusterCache:
                 async with client.ApiClient() as api:
                     core = client.CoreV1Api(api)
                     method = core.list_node if kind == "nodes" else core.list_pod_for_all_namespaces
-                    response = await method(_preload_content=False)
-                    listed = json.loads(await response.read())
-                    self.reset(kind)
-                    for item in listed.get("items") or []:
-                        handler("ADDED", item)
-                    self.synced[kind] = True
+                    fresh = ClusterCache()  # the old totals serve until the new list is complete
+                    version = await self._list_pages(method, fresh.node_event if kind == "nodes" else fresh.pod_event)
+                    self.take_list(kind, fresh)
                     delay = 1.0
-                    version = (listed.get("metadata") or {}).get("resourceVersion")
                     stream = watch.Watch().stream(method, resource_version=version, timeout_seconds=300)
                     async for event in stream:
                         handler(event["type"], event.get("raw_object") or {})
@@ -213,6 +229,89 @@ class ClusterCache:
                 log.warning("GPU availability: %s watch ended (%r); listing again", kind, e)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 60.0)
+
+
+async def _http_get(url, etag):
+    """(status, etag, body) of a GET with If-None-Match; connection failures raise."""
+    from tornado.httpclient import AsyncHTTPClient
+
+    headers = {"If-None-Match": etag} if etag else {}
+    response = await AsyncHTTPClient().fetch(
+        url, headers=headers, request_timeout=API_TIMEOUT_SECONDS, raise_error=False
+    )
+    if response.code == 599:  # tornado's code for "no HTTP answer" (refused, timed out)
+        raise RuntimeError(f"no answer from {url}: {response.error!r}")
+    return response.code, response.headers.get("ETag"), response.body
+
+
+def _nodes_of(body):
+    doc = json.loads(body)
+    return doc.get("nodes") if isinstance(doc, dict) else None
+
+
+class RemoteUsage:
+    """Per-node totals from the availability service, polled every ``every`` seconds: the same reading
+    interface as ClusterCache (``start``, ``synced``, ``generation``, ``usage()``), and no pod ever read here.
+    A poll that finds nothing new costs a 304; ``generation`` moves only when the totals changed."""
+
+    STALE_AFTER_FAILURES = 3  # then the deploy-time list is served, rather than numbers that may be old
+
+    def __init__(self, url, every=2.0, get=None):
+        self.url = url
+        self.every = every
+        self.get = get or _http_get  # tests pass their own
+        self.nodes = {}
+        self.etag = None
+        self.synced = {"service": False}
+        self.generation = 0
+        self.failures = 0
+        self.task = None
+        self.listeners = []  # called (in a thread) after each change: the profile list computes itself anew
+
+    def usage(self):
+        return self.nodes
+
+    async def refresh(self):
+        """One poll; True when the totals changed."""
+        status, etag, body = await self.get(self.url, self.etag)
+        if status == 304:
+            return False
+        if status != 200:
+            raise RuntimeError(f"{self.url} answered {status}")
+        # parsing (4.6 MiB at 5,000 nodes) and the listeners' recomputation run beside the hub's event loop
+        nodes = await asyncio.to_thread(_nodes_of, body)
+        if not isinstance(nodes, dict):
+            raise RuntimeError(f"{self.url} answered without per-node totals")
+        self.nodes, self.etag = nodes, etag
+        self.synced["service"] = True
+        self.generation += 1
+        for listener in self.listeners:
+            await asyncio.to_thread(listener)
+        return True
+
+    async def poll_once(self, log):
+        try:
+            await asyncio.wait_for(self.refresh(), API_TIMEOUT_SECONDS)
+            self.failures = 0
+        except Exception as e:  # the service restarts, is not synced yet (503), ...: keep serving spawns
+            self.failures += 1
+            if self.failures == 1 or self.failures % 100 == 0:
+                log.warning("GPU availability: %s did not answer (%r); deploy-time profiles meanwhile", self.url, e)
+            if self.failures >= self.STALE_AFTER_FAILURES and self.synced["service"]:
+                self.synced["service"] = False
+                self.etag = None
+                self.generation += 1
+
+    def start(self, log):
+        """Poll in the background (once per hub process)."""
+        if self.task is None:
+            self.task = asyncio.ensure_future(self._poll(log))
+        return self.task
+
+    async def _poll(self, log):
+        while True:
+            await self.poll_once(log)
+            await asyncio.sleep(self.every)
 
 
 def gpu_usage(nodes, pods):
@@ -419,31 +518,57 @@ def _annotate_nodes(option, usage, resources, terms=None):
     return True
 
 
-def make_profile_list(static_profiles, live_availability=True, gpu_groups=(), fetch=None, cache=None):
+def make_profile_list(static_profiles, live_availability=True, gpu_groups=(), fetch=None, cache=None, source=None):
     """KubeSpawner callable profile_list over the deploy-time list.
 
-    Availability comes from a ClusterCache that watches nodes and pods (started on the first call; no API
-    request on a form load). Until its first lists are in, the deploy-time list is served, with a log line.
-    ``fetch`` (an async one-shot lister of (nodes, pods)) replaces the cache; tests use it.
+    Availability comes from ``cache``: a RemoteUsage polling the availability service at ``source`` (the hub),
+    or a ClusterCache (tests). Until it has totals, the deploy-time list is served, with a log line. The list
+    is computed once per (totals generation, user's groups) and handed out again until the totals change
+    (KubeSpawner copies it before use). ``fetch`` (an async one-shot lister of (nodes, pods)) replaces the
+    cache; tests use it.
     """
     if live_availability and fetch is None and cache is None:
-        cache = ClusterCache()
+        cache = RemoteUsage(source) if source else ClusterCache()
+    state = {"computed": {}, "groups": []}  # (generation, groups) -> list; the group sets seen lately
+
+    def compute(generation, groups):
+        return (generation, groups), apply_availability(static_profiles, cache.usage(), list(groups), list(gpu_groups))
+
+    def recompute():
+        """After a change of the totals (RemoteUsage's listener, beside the event loop): form loads then find
+        their list ready."""
+        generation = cache.generation
+        state["computed"] = dict(compute(generation, groups) for groups in list(state["groups"]))
+
+    if live_availability and hasattr(cache, "listeners"):
+        cache.listeners.append(recompute)
+
+    def from_cache(spawner, groups):
+        cache.start(spawner.log)
+        if not all(cache.synced.values()):
+            spawner.log.info("GPU availability: no per-node totals yet; deploy-time profiles")
+            return apply_availability(static_profiles, None, groups, list(gpu_groups))
+        groups = tuple(sorted(groups))
+        if groups not in state["groups"]:
+            state["groups"] = [*state["groups"], groups][-RECENT_GROUP_SETS:]
+        key = (cache.generation, groups)
+        found = state["computed"].get(key)
+        if found is None:
+            found = compute(*key)[1]
+            state["computed"] = {**{k: v for k, v in state["computed"].items() if k[0] == key[0]}, key: found}
+        return found
 
     async def profile_list(spawner):
+        groups = [g.name for g in getattr(spawner.user, "groups", [])]
+        if live_availability and fetch is None:
+            return from_cache(spawner, groups)
         usage = None
-        if live_availability and fetch is not None:
+        if live_availability:
             try:
                 nodes, pods = await asyncio.wait_for(fetch(), API_TIMEOUT_SECONDS)
                 usage = gpu_usage(nodes, pods)
             except Exception as e:  # any failure: serve the deploy-time list, never block a spawn
                 spawner.log.warning("GPU availability unavailable, using deploy-time profiles: %r", e)
-        elif live_availability:
-            cache.start(spawner.log)
-            if all(cache.synced.values()):
-                usage = cache.usage()
-            else:
-                spawner.log.info("GPU availability: the node and pod watch is not synced yet; deploy-time profiles")
-        groups = [g.name for g in getattr(spawner.user, "groups", [])]
         return apply_availability(static_profiles, usage, groups, list(gpu_groups))
 
     profile_list.cache = cache

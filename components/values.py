@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from components.availability_spec import hub_egress_rule, service_url
 from components.chart_images import chart_image_refs, chart_image_values
 from components.config import StackConfig
 from components.nodes import Inventory
@@ -191,6 +192,7 @@ def live_profiles_config(cfg: StackConfig) -> str | None:
     settings = {
         "live_availability": cfg.profiles.liveAvailability,
         "gpu_groups": sorted(cfg.profiles.gpuGroups),
+        "source": service_url(cfg.namespace) if cfg.profiles.liveAvailability else None,
     }
     return (
         f"{source}\n\n"
@@ -253,7 +255,7 @@ def values_from_plan(cfg: StackConfig, plan: ProfilePlan, refs: dict[str, str]) 
     # Chart images from the user's registry pull with the user pods' secret: the chart's top-level
     # imagePullSecrets reaches every pod it renders, and its hub config hands the same list to KubeSpawner for
     # user pods, joined to singleuser.image.pullSecrets without removing duplicates; so the secret is named once.
-    chart_pull_secrets = pull_secrets(cfg) if image_values else []
+    chart_pull_secrets = chart_image_pull_secrets(cfg)
     user_pull_secrets = [] if chart_pull_secrets else pull_secrets(cfg)
     values: dict[str, Any] = {
         "hub": {
@@ -271,6 +273,7 @@ def values_from_plan(cfg: StackConfig, plan: ProfilePlan, refs: dict[str, str]) 
             "networkPolicy": {
                 "enabled": True,
                 "egressAllowRules": {"privateIPs": cfg.network.hubPrivateEgress},
+                "egress": [hub_egress_rule()] if cfg.profiles.liveAvailability else [],
             },
         },
         "proxy": {"service": {"type": "ClusterIP"}, "chp": {"extraPodSpec": {"affinity": CORE_POD_AFFINITY}}},
@@ -329,6 +332,12 @@ def chart_images(cfg: StackConfig) -> dict[str, str]:
     and what the plan prints. The chart's defaults unless ``chart.images`` says otherwise."""
     images = cfg.chart.images
     return chart_image_refs(images.registry, images.hub, images.proxy)
+
+
+def chart_image_pull_secrets(cfg: StackConfig) -> list[str]:
+    """The pull secrets of the chart's pods (and of the availability service, on the hub image): the user pods'
+    secret when some chart image comes from the user's registry, else none."""
+    return pull_secrets(cfg) if chart_image_values(chart_images(cfg)) else []
 
 
 def _merged(values: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

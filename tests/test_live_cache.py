@@ -139,17 +139,22 @@ def test_node_events_add_replace_and_delete() -> None:
     assert list(cache.nodes) == ["n2"] and cache.generation == 5
 
 
-def test_the_cache_forgets_one_kind_before_listing_it_again() -> None:
+def test_a_complete_new_list_replaces_one_kind_and_the_old_totals_serve_until_then() -> None:
     cache = NS["ClusterCache"]()
     cache.node_event("ADDED", node("n1"))
     cache.pod_event("ADDED", pod("u1", "n1", 1))
     cache.synced = {"nodes": True, "pods": True}
-    cache.reset("pods")
-    assert (cache.pods, cache.used, cache.synced) == ({}, {}, {"nodes": True, "pods": False})
-    assert list(cache.nodes) == ["n1"]
-    cache.pod_event("ADDED", pod("u1", "n1", 1))
-    cache.reset("nodes")
-    assert cache.nodes == {} and cache.synced == {"nodes": False, "pods": False} and list(cache.pods) == ["u1"]
+    fresh = NS["ClusterCache"]()
+    fresh.pod_event("ADDED", pod("u2", "n1", 3))
+    assert cache.usage()["n1"]["resources"]["nvidia.com/gpu"] == [3, 4], "still the old list's totals"
+    generation = cache.generation
+    cache.take_list("pods", fresh)
+    assert list(cache.pods) == ["u2"] and cache.usage()["n1"]["resources"]["nvidia.com/gpu"] == [1, 4]
+    assert list(cache.nodes) == ["n1"] and cache.generation == generation + 1
+    nodes = NS["ClusterCache"]()
+    nodes.node_event("ADDED", node("n2"))
+    cache.take_list("nodes", nodes)
+    assert list(cache.nodes) == ["n2"] and list(cache.pods) == ["u2"] and cache.synced == {"nodes": True, "pods": True}
 
 
 def test_the_cache_starts_one_watch_per_kind_once() -> None:
@@ -280,7 +285,7 @@ def test_the_watch_lists_then_follows_events_from_that_version(caplog: pytest.Lo
     with caplog.at_level(logging.WARNING, logger="test-watch"):
         sleeps = run_watch(cache, "nodes", api, log)
     assert api.calls[:3] == [
-        ("list nodes", {"_preload_content": False}),
+        ("list nodes", {"_preload_content": False, "limit": 500}),
         ("watch nodes", {"resource_version": "41", "timeout_seconds": 300}),
         ("closed", None),
     ]
@@ -316,7 +321,7 @@ def test_the_watch_lists_pods_and_backs_off_while_the_api_fails(caplog: pytest.L
     with caplog.at_level(logging.WARNING, logger="test-backoff"):
         sleeps = run_watch(cache, "pods", api, log)
     assert api.incluster == 13, "in the hub: the pod's service account, before every list"
-    assert api.calls[0] == ("list pods", {"_preload_content": False})
+    assert api.calls[0] == ("list pods", {"_preload_content": False, "limit": 500})
     assert ("watch pods", {"resource_version": "7", "timeout_seconds": 300}) in api.calls
     # doubling from 1 s, back to 1 s after a good list, never above 60 s
     assert sleeps == [1.0, 2.0, 4.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
@@ -743,7 +748,7 @@ def test_the_callable_starts_the_watch_with_the_spawners_log(caplog: pytest.LogC
         assert asyncio.run(go()) == static
     assert started == [("nodes", log), ("pods", log)]
     assert [r.getMessage() for r in caplog.records] == [
-        "GPU availability: the node and pod watch is not synced yet; deploy-time profiles"
+        "GPU availability: no per-node totals yet; deploy-time profiles"
     ]
     assert NS["make_profile_list"](static, live_availability=False).cache is None
 
@@ -765,3 +770,29 @@ def test_a_large_class_counts_only_nodes_its_affinity_admits_and_keeps_its_defau
     out = NS["apply_availability"]([cpu, big], free, [], [])
     assert [(p["slug"], p.get("default", False)) for p in out] == [("cpu", False), ("h100", True)]
     assert out[1]["profile_options"]["node"]["choices"]["*"]["display_name"] == "Any node - 2 free"
+
+
+def test_the_initial_list_is_taken_in_page_by_page() -> None:
+    """A 150,000-pod list arrives in pages of LIST_PAGE; each page goes into the cache before the next is asked
+    for, with the continue token, and the watch starts from the list's resourceVersion."""
+    import asyncio
+    import json
+
+    pages = {
+        None: {"items": [pod("u1", "n1", 1)], "metadata": {"continue": "t1", "resourceVersion": "9"}},
+        "t1": {"items": [pod("u2", "n1", 2)], "metadata": {"continue": "t2", "resourceVersion": "9"}},
+        "t2": {"items": [pod("u3", "n1", 0)], "metadata": {"resourceVersion": "9"}},
+    }
+    asked: list[tuple[Any, int]] = []
+    cache = NS["ClusterCache"]()
+    cache.node_event("ADDED", node("n1"))
+
+    async def method(_preload_content: bool, limit: int, _continue: str | None = None) -> Any:
+        asked.append((_continue, len(cache.pods)))
+        body = json.dumps(pages[_continue]).encode()
+        return types.SimpleNamespace(read=lambda: asyncio.sleep(0, body))
+
+    version = asyncio.run(cache._list_pages(method, cache.pod_event))
+    assert version == "9"
+    assert asked == [(None, 0), ("t1", 1), ("t2", 2)], "each page in the cache before the next request"
+    assert cache.usage()["n1"]["resources"]["nvidia.com/gpu"] == [1, 4]

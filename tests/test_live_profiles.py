@@ -262,7 +262,7 @@ def test_until_the_cache_is_synced_the_deploy_time_list_is_served(caplog: Any) -
     log = logging.getLogger("test-cache")
     with caplog.at_level(logging.INFO, logger="test-cache"):
         profiles = call(profile_list, values, log=log)
-    assert "not synced yet" in caplog.text
+    assert "no per-node totals yet" in caplog.text
     assert [p["display_name"] for p in profiles] == [p["display_name"] for p in values["singleuser"]["profileList"]]
     for n in SCENARIOS["mixed"]["items"]:
         cache.node_event("ADDED", n)

@@ -37,6 +37,10 @@ def test_resources_and_key_inputs(base_config: dict[str, Any], preview: bool) ->
         "kubernetes:core/v1:PersistentVolume": 1,
         "kubernetes:core/v1:PersistentVolumeClaim": 1,
         "kubernetes:apps/v1:DaemonSet": 2,
+        "kubernetes:apps/v1:Deployment": 1,
+        "kubernetes:core/v1:ServiceAccount": 1,
+        "kubernetes:core/v1:Service": 1,
+        "kubernetes:networking.k8s.io/v1:NetworkPolicy": 1,
         "kubernetes:rbac.authorization.k8s.io/v1:ClusterRole": 1,
         "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding": 1,
         "kubernetes:helm.sh/v3:Release": 1,
@@ -255,6 +259,29 @@ def test_prebuilt_images_without_credentials_need_no_pull_secret(prebuilt_config
         assert "imagePullSecrets" not in ds.inputs["spec"]["template"]["spec"]
 
 
-def test_the_hubs_cluster_wide_read_is_list_and_watch_only(base_config: dict[str, Any]) -> None:
-    role = run(copy.deepcopy(base_config)).one("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")
+def test_only_the_availability_service_reads_the_cluster_and_only_lists_and_watches(
+    base_config: dict[str, Any],
+) -> None:
+    """Issue 25: the hub's ClusterRole used to list every pod of the cluster; now no binding names the hub's
+    ServiceAccount, and the one ClusterRole (list and watch nodes and pods) is bound to the service's own."""
+    r = run(copy.deepcopy(base_config))
+    role = r.one("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")
     assert role.inputs["rules"] == [{"apiGroups": [""], "resources": ["nodes", "pods"], "verbs": ["list", "watch"]}]
+    binding = r.one("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding")
+    assert binding.inputs["subjects"] == [
+        {"kind": "ServiceAccount", "name": "gpu-availability", "namespace": "jupyterhub"}
+    ]
+    assert binding.inputs["roleRef"]["name"] == role.inputs["metadata"]["name"]
+    assert "gpu-jupyterhub:availability:GpuAvailability" in binding.parent
+    deployment = r.one("kubernetes:apps/v1:Deployment")
+    pod = deployment.inputs["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "gpu-availability"
+    values = r.one("kubernetes:helm.sh/v3:Release").inputs["values"]
+    assert "/usage" in values["hub"]["extraConfig"]["20-live-profiles"]
+    assert values["hub"]["networkPolicy"]["egress"][0]["ports"] == [{"port": 8181}]
+    # the service is left out with live availability: no ClusterRole at all then
+    off = copy.deepcopy(base_config)
+    off.setdefault("profiles", {})["liveAvailability"] = False
+    quiet = run(off)
+    assert not quiet.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")
+    assert not quiet.of_type("kubernetes:apps/v1:Deployment")

@@ -646,7 +646,17 @@ def test_network_policies_ingress_and_core_pod_placement() -> None:
 
     values = values_from_plan(cfg(), plan("mixed"), dict(GIVEN_REFS))
     assert values["ingress"]["enabled"] is True
-    assert values["hub"]["networkPolicy"] == {"enabled": True, "egressAllowRules": {"privateIPs": True}}
+    # the hub reaches the availability service (its pods) and nothing more than the chart's own rules allow
+    assert values["hub"]["networkPolicy"] == {
+        "enabled": True,
+        "egressAllowRules": {"privateIPs": True},
+        "egress": [
+            {
+                "to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "gpu-availability"}}}],
+                "ports": [{"port": 8181}],
+            }
+        ],
+    }
     assert values["singleuser"]["networkPolicy"] == {
         "enabled": True,
         "egressAllowRules": {

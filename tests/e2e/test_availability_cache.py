@@ -1,5 +1,7 @@
-"""The availability cache's own watch loop against the simulated cluster's real API server: it syncs, and a
-pod that takes a GPU shows up in (and leaves) the totals through watch events; times are printed."""
+"""The availability service (components/availability_service.py, its watch loop in live_profiles.ClusterCache)
+against the simulated cluster's real API server, read over HTTP by the hub's poller (live_profiles.RemoteUsage)
+as the hub reads it: the totals arrive, and a pod that takes a GPU shows up in (and leaves) them through watch
+events; times are printed."""
 
 from __future__ import annotations
 
@@ -11,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.cluster.localhub import free_port
 from tests.e2e.harness import cluster
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "nodes"
 LIVE_PROFILES = Path(__file__).resolve().parents[2] / "components" / "live_profiles.py"
+SERVICE = LIVE_PROFILES.with_name("availability_service.py")
 NAME = "cachelab"
 
 GPU_POD = {
@@ -43,7 +47,7 @@ SCENARIO = r"""
 import asyncio, json, logging, sys, time
 from pathlib import Path
 
-kubeconfig, context, live_profiles, pod_json, kubectl = sys.argv[1:6]
+kubeconfig, context, live_profiles, pod_json, kubectl, url = sys.argv[1:7]
 ns = {"__name__": "live_profiles"}
 exec(compile(Path(live_profiles).read_text(), live_profiles, "exec"), ns)  # named: coverage counts it
 
@@ -51,11 +55,6 @@ exec(compile(Path(live_profiles).read_text(), live_profiles, "exec"), ns)  # nam
 def free(usage, node):
     return usage.get(node, {}).get("resources", {}).get("nvidia.com/gpu", [None, None])[0]
 
-
-async def load():
-    from kubernetes_asyncio import config
-
-    await config.load_kube_config(config_file=kubeconfig, context=context)
 
 
 async def kubectl_run(*args, stdin=None):
@@ -68,9 +67,9 @@ async def kubectl_run(*args, stdin=None):
 
 
 async def main():
-    cache = ns["ClusterCache"](load_config=load)
+    cache = ns["RemoteUsage"](url, every=0.1)
     started = time.perf_counter()
-    cache.start(logging.getLogger("cache"))
+    cache.start(logging.getLogger("hub"))
     figures = {}
 
     async def until(check, what, timeout=60):
@@ -97,8 +96,35 @@ asyncio.run(main())
 """
 
 
-def test_the_watch_cache_follows_a_real_api_server(lab: str) -> None:
-    """Run in its own process: the watch's client state stays out of the rest of the suite."""
+def test_the_availability_service_follows_a_real_api_server(lab: str) -> None:
+    """The service runs as in its pod (its own process, here with the cluster's kubeconfig instead of a
+    service account); the hub's side runs in another process, so neither's client state stays in the suite."""
+    port = free_port()
+    service = subprocess.Popen(
+        [
+            sys.executable,
+            str(SERVICE),
+            f"--port={port}",
+            "--address=127.0.0.1",
+            f"--kubeconfig={cluster.kubeconfig_path()}",
+            f"--context={cluster.context_of(NAME)}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        figures = _hub_side(port)
+    finally:
+        service.terminate()
+        log = service.communicate(timeout=30)[0]
+    assert "serving per-node totals" in log, log[-3000:]
+    assert figures["free_before"] == 1 and figures["ws_off_ready"] is False
+    assert figures["pod_seen_s"] < 30 and figures["delete_seen_s"] < 30
+    print("availability service on the simulated cluster:", {k: v for k, v in figures.items()})
+
+
+def _hub_side(port: int) -> dict[str, float]:
     proc = subprocess.run(
         [
             sys.executable,
@@ -109,13 +135,11 @@ def test_the_watch_cache_follows_a_real_api_server(lab: str) -> None:
             str(LIVE_PROFILES),
             json.dumps(GPU_POD),
             str(cluster.toolchain_bin() / "kubectl"),
+            f"http://127.0.0.1:{port}/usage",
         ],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    figures = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert figures["free_before"] == 1 and figures["ws_off_ready"] is False
-    assert figures["pod_seen_s"] < 30 and figures["delete_seen_s"] < 30
-    print("availability cache on the simulated cluster:", {k: v for k, v in figures.items()})
+    return json.loads(proc.stdout.strip().splitlines()[-1])

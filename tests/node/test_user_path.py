@@ -10,6 +10,7 @@ GPU profiles still land on the simulated GPU node: their pods are scheduled ther
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from typing import Any
@@ -20,6 +21,7 @@ from tests.node import realnode
 from tests.node.realnode import CLUSTER, NAMESPACE, STACK, HubUser, NodeTierError, node, wait
 
 NOTEBOOK_PATH = "notebooks/persist.ipynb"
+SERVICE_LABEL = "app.kubernetes.io/name=gpu-availability"
 state: dict[str, Any] = {}
 
 
@@ -115,6 +117,40 @@ def test_b_the_hub_runs_the_programs_values(stack: realnode.Stack) -> None:
     for profile in plan.profiles:
         assert profile["display_name"] in form.text, profile["display_name"]
     state["alice"], state["plan"] = alice, plan
+
+
+def test_b2_the_form_shows_free_gpus_from_the_availability_service(stack: realnode.Stack) -> None:
+    """The hub reads no pod outside its namespace: the availability service (its own pod, account and
+    ClusterRole) watches them and the hub polls its per-node totals, which then appear in the form."""
+    service = wait(
+        "the availability service to be Ready",
+        lambda: next(
+            (p for p in kubectl_json("get", "pods", "-l", SERVICE_LABEL)["items"] if realnode.pod_ready(p)), None
+        ),
+        300,
+        selector=SERVICE_LABEL,
+    )
+    assert service["spec"]["nodeName"] == "e2e-real-node"
+    assert service["spec"]["serviceAccountName"] == "gpu-availability"
+    gpu = next(p for p in state["plan"].profiles if p["slug"] == realnode.profile_slug(state["plan"], gpu=True))
+
+    def live_form() -> str | None:
+        text = state["alice"].session.get(f"{state['base']}/hub/spawn", timeout=30).text
+        return (
+            text
+            if re.search(re.escape(gpu["display_name"]) + r" - [0-9]+ GPU\(s\) free now|[0-9]+/[0-9]+ free", text)
+            else None
+        )
+
+    wait("free GPUs in the hub's spawn form", live_form, 120)
+    # the hub's own account cannot list pods outside its namespace any more
+    hub_account = f"system:serviceaccount:{NAMESPACE}:hub"
+    for where in ("--all-namespaces", "--namespace=kube-system"):
+        can = cluster.kubectl(CLUSTER, "auth", "can-i", "list", "pods", where, f"--as={hub_account}", check=False)
+        assert can.stdout.strip() == "no", (where, can.stdout, can.stderr)
+    service_account = f"system:serviceaccount:{NAMESPACE}:gpu-availability"
+    can = cluster.kubectl(CLUSTER, "auth", "can-i", "list", "pods", "--all-namespaces", f"--as={service_account}")
+    assert can.stdout.strip() == "yes"
 
 
 def test_c_a_cpu_server_starts_on_the_real_node_and_answers_through_the_proxy(
