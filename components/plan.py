@@ -163,6 +163,12 @@ def _short_image(ref: str) -> str:
     return ref.rsplit("/", 1)[-1].split("@", 1)[0].split(":", 1)[0]
 
 
+def _memory_text(spec: str) -> str:
+    """KubeSpawner's 1024-based byte spec ("6G") in the unit the size choices use ("6 GiB")."""
+    m = re.fullmatch(r"([0-9.]+)([KMGT]?)", str(spec))
+    return f"{m.group(1)} {m.group(2)}iB" if m and m.group(2) else str(spec)
+
+
 def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -186,7 +192,7 @@ def render_table(cfg: StackConfig, plan: ProfilePlan, *, wide: bool = False) -> 
             name if wide else _fit(name, _NAME_WIDTH),
             str(image) if wide else _short_image(str(image)),
             _range(f"{ov['cpu_guarantee']:g}", f"{ov['cpu_limit']:g}"),
-            _range(str(ov["mem_guarantee"]), str(ov["mem_limit"])),
+            _range(_memory_text(ov["mem_guarantee"]), _memory_text(ov["mem_limit"])),
             _gpu_text(ov, options),
         )
         rows.append(row + ((p["slug"], choices or "-") if wide else ()))
@@ -207,7 +213,10 @@ def render_table(cfg: StackConfig, plan: ProfilePlan, *, wide: bool = False) -> 
     if notes:
         out += ["", "Notes:", *(f"- {n}" for n in notes)]
     if cfg.images.build:
-        out += ["", "Images are built by `pulumi up`; tags above are replaced by the pushed digests."]
+        out += [
+            "",
+            "Images are built by `pulumi up` and pinned by the digests it pushes (`--wide` shows the references).",
+        ]
     if not wide:
         out = [line for text in out for line in (_wrap(text) if len(text) > TABLE_WIDTH else [text])]
     return "\n".join(out) + "\n"
@@ -231,6 +240,22 @@ def _wrap(text: str) -> list[str]:
     return textwrap.wrap(text, TABLE_WIDTH, subsequent_indent=indent, break_on_hyphens=False)
 
 
+def _wrap_at_separators(text: str, room: int) -> list[str]:
+    """Lines of at most ``room`` characters, broken between words; a word longer than that (a taint such as
+    ``node-role.kubernetes.io/control-plane:NoSchedule:``) after its ``/`` or ``:``, never mid-name."""
+    lines: list[str] = []
+    line = ""
+    for word in text.split():
+        pieces = re.findall(r"[^/:]+[/:]*|[/:]+", word) if len(word) > room else [word]
+        for i, piece in enumerate(pieces):
+            glue = "" if i or not line else " "
+            if line and len(line) + len(glue) + len(piece) > room:
+                lines.append(line)
+                line, glue = "", ""
+            line += glue + piece
+    return [*lines, line] if line or not lines else lines
+
+
 def _columns(rows: list[tuple[str, ...]], width: int | None = None) -> str:
     """Aligned columns; with ``width``, the last column wraps onto lines indented to its start."""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -241,9 +266,7 @@ def _columns(rows: list[tuple[str, ...]], width: int | None = None) -> str:
         last = [r[-1]]
         if width is not None and start + len(r[-1]) > width and width - start >= 20:
             room = width - start
-            last = textwrap.wrap(r[-1], room, break_on_hyphens=False, break_long_words=False) or [""]
-            if max(len(x) for x in last) > room:  # one word longer than the column: break it
-                last = textwrap.wrap(r[-1], room, break_on_hyphens=False)
+            last = _wrap_at_separators(r[-1], room)
         lines.append(f"{head}  {last[0]}".rstrip())
         lines += [(" " * start + cont).rstrip() for cont in last[1:]]
     return "\n".join(lines)
@@ -276,7 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.output == "table":
         sys.stdout.write(render_table(cfg, plan, wide=args.wide))
     else:
-        sys.stdout.write(render_values(values) if args.output == "values" else json.dumps(values, sort_keys=True))
+        sys.stdout.write(
+            render_values(values) if args.output == "values" else json.dumps(values, sort_keys=True) + "\n"
+        )
     return 0
 
 
