@@ -7,7 +7,6 @@ function the offline plan command prints.
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,7 @@ from components.storage_guard import keep_volume_settings, storage_problems
 from components.storage_spec import (
     persistent_volume,
     persistent_volume_claim,
+    proof_id,
     verification_jobs,
     verification_nodes,
 )
@@ -53,6 +53,7 @@ from components.values import (
     auth_notes,
     chart_image_pull_secrets,
     chart_images,
+    image_refs_for_plan,
     pod_security_labels,
     registry_notes,
     values_from_plan,
@@ -202,12 +203,15 @@ def main() -> None:
     writers: list[dict] = []
     readers: list[dict] = []
     if cfg.verifyStorage:
+        check_nodes = verification_nodes(inventory, user_tolerations + gpu_tolerations)
+        tolerations = user_tolerations + gpu_tolerations
+        configured_image = image_refs_for_plan(cfg)["jupyter-ml-cpu"]
         writers, readers = verification_jobs(
             cfg,
-            verification_nodes(inventory, user_tolerations + gpu_tolerations),
-            run_id=secrets.token_hex(4),
+            check_nodes,
+            run_id=proof_id(cfg, check_nodes, configured_image, tolerations, pull_secret_name),
             image=images.ref_outputs["jupyter-ml-cpu"],
-            tolerations=user_tolerations + gpu_tolerations,
+            tolerations=tolerations,
             pull_secret=pull_secret_name,
         )
     storage = NotebookStorage(

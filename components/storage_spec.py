@@ -181,6 +181,22 @@ def job_pod_security_context() -> dict[str, Any]:
     }
 
 
+def proof_id(
+    cfg: StackConfig, nodes: list[str], image: str, tolerations: list[dict[str, str]], pull_secret: str | None
+) -> str:
+    """The storage proof's run id: a hash of what it proves (the volume and claim, the nodes user pods can run
+    on, the image as configured) and of the Jobs themselves. The same inputs give the same Jobs, so a second
+    `pulumi preview --expect-no-changes` passes; a changed node set, volume attribute or image gives new Jobs,
+    and the proof runs again."""
+    import hashlib
+    import json
+
+    volume = persistent_volume(cfg) if cfg.storage.mode == "static" else None
+    jobs = verification_jobs(cfg, nodes, "", image, tolerations, pull_secret)
+    text = json.dumps([volume, persistent_volume_claim(cfg), jobs], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
 def verification_jobs(
     cfg: StackConfig,
     nodes: list[str],

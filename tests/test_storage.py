@@ -311,3 +311,41 @@ def test_verification_jobs_are_batch_jobs_named_within_dns_limits() -> None:
         "storage-write-odd-001-r1",
     ]
     assert readers[0]["metadata"]["annotations"] == {"gpu-jupyterhub/node": long_name}
+
+
+def test_the_proof_runs_again_exactly_when_what_it_proves_changes() -> None:
+    """Issue 28: the run id was random, so every preview after `up` proposed to replace every check Job. Now it is
+    a hash of what the proof covers: stable for the same inputs, new for another node set, volume or image."""
+    from components.storage_spec import proof_id
+
+    base = proof_id(cfg(), ["cpu-1", "gpu-1"], "harbor.lab.example/jupyter/jupyter-ml-cpu:1", [], None)
+    assert base == proof_id(cfg(), ["cpu-1", "gpu-1"], "harbor.lab.example/jupyter/jupyter-ml-cpu:1", [], None)
+    changed = {
+        "a node left": proof_id(cfg(), ["cpu-1"], "harbor.lab.example/jupyter/jupyter-ml-cpu:1", [], None),
+        "a volume attribute": proof_id(
+            cfg(storage={"replication": "001"}),
+            ["cpu-1", "gpu-1"],
+            "harbor.lab.example/jupyter/jupyter-ml-cpu:1",
+            [],
+            None,
+        ),
+        "the image": proof_id(cfg(), ["cpu-1", "gpu-1"], "harbor.lab.example/jupyter/jupyter-ml-cpu:2", [], None),
+    }
+    for what, other in changed.items():
+        assert other != base, what
+    assert len(set(changed.values())) == len(changed)
+
+
+def test_a_second_run_of_the_program_registers_the_same_check_jobs() -> None:
+    c = copy.deepcopy(BASE_CONFIG)
+    c["verifyStorage"] = True
+    names = [
+        sorted(
+            j.name
+            for j in run_program(c, nodes_json=nodes_json("unavailable"), secret_keys=SECRET_KEYS).of_type(
+                "kubernetes:batch/v1:Job"
+            )
+        )
+        for _ in range(2)
+    ]
+    assert names[0] == names[1] and names[0]

@@ -179,6 +179,19 @@ def test_f_storage_verification_jobs_run_to_completion(project: PulumiProject, s
         assert len(jobs) == 2 * len(nodes)
         assert all(j["status"].get("succeeded") == 1 for j in jobs), [j["status"] for j in jobs]
         assert len(by_type(project.resources(STACK), "kubernetes:batch/v1:Job")) == len(jobs)
+        # nothing the proof covers changed: a second preview proposes nothing (the run id was random before)
+        report(
+            "no-change preview with verifyStorage", project.pulumi("preview", "--stack", STACK, "--expect-no-changes")
+        )
+        # one node fewer for user pods: the proof runs again, on the nodes left
+        cluster.kubectl("homelab", "cordon", "gpu-4090")
+        try:
+            steps = preview_steps(project)
+        finally:
+            cluster.kubectl("homelab", "uncordon", "gpu-4090")
+        jobs_ops = sorted({s["op"] for s in steps if s["urn"].split("::")[-2].endswith("batch/v1:Job")})
+        # the Jobs on the nodes left get the new run id (replaced: they run again), the cordoned node's go
+        assert jobs_ops == ["delete", "replace"], [(s["op"], s["urn"]) for s in steps]
     finally:
         project.set_config(STACK, "verifyStorage", False)
     project.pulumi("up", "--stack", STACK, "--yes", "--skip-preview")
@@ -216,6 +229,7 @@ def test_f2_backups_are_created_admitted_and_their_secret_stays_secret(
         state = json.dumps(project.resources(STACK))
         assert password not in state and "e2e-secret-key-value" not in state
         assert project.outputs(STACK)["backup"]["schedule"] == "17 3 * * *"
+        report("no-change preview with backups", project.pulumi("preview", "--stack", STACK, "--expect-no-changes"))
         cluster.kubectl("homelab", "-n", NAMESPACE, "create", "job", "--from=cronjob/" + BACKUP_CRONJOB, "backup-now")
         pods: list[Any] = []
         for _ in range(60):
