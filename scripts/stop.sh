@@ -17,6 +17,20 @@ fi
 if [[ -d "$e2e/node" && -x .venv/bin/python ]]; then
   .venv/bin/python scripts/e2e/node.py down
 fi
+# Leftovers of an interrupted run, once no simulated cluster runs any more: the Kubernetes provider's kubeconfig
+# copies of the e2e clusters in /tmp (0600, with their credentials; finished runs remove theirs), the
+# controller-manager's hostpath provisioner directories, and SeaweedFS logs written to /tmp by older runs.
+if ! pgrep -x kube-controller >/dev/null 2>&1 && ! pgrep -f kube-controller-manager >/dev/null 2>&1; then
+  n=0
+  for f in /tmp/kubeconfig[0-9]*; do
+    [[ -f "$f" ]] && grep -q "kwok-" "$f" 2>/dev/null && rm -f "$f" && n=$((n + 1))
+  done
+  ((n)) && echo "stop.sh: removed $n kubeconfig copies of deleted e2e clusters from /tmp"
+  [[ -d /tmp/hostpath_pv ]] && rm -rf /tmp/hostpath_pv && echo "stop.sh: removed /tmp/hostpath_pv"
+fi
+if ! pgrep -x weed >/dev/null 2>&1; then
+  rm -f /tmp/weed.*.log.* /tmp/weed.INFO /tmp/weed.WARNING /tmp/weed.ERROR /tmp/weed.FATAL 2>/dev/null
+fi
 # Only the processes setup.sh started (their pids are in its state directory), never another dockerd.
 for name in registry dockerd; do
   pidfile="$state/$name.pid"

@@ -69,6 +69,11 @@ def kubeconfig_path() -> Path:
     return e2e_dir() / "kubeconfig"
 
 
+def kube_cache_dir() -> Path:
+    """kubectl's discovery cache for the simulated clusters (KUBECACHEDIR), instead of ~/.kube/cache."""
+    return e2e_dir() / "kube-cache"
+
+
 def context_of(name: str) -> str:
     return f"kwok-{name}"
 
@@ -77,6 +82,7 @@ def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["KWOK_WORKDIR"] = str(e2e_dir() / "kwok")
     env["KUBECONFIG"] = str(kubeconfig_path())
+    env["KUBECACHEDIR"] = str(kube_cache_dir())
     env["KWOK_KUBE_VERSION"] = f"v{versions()['KUBERNETES_VERSION']}"  # kwokctl's flags for that release
     env["KWOK_KUBECTL_BINARY"] = str(toolchain_bin() / "kubectl")
     env["PATH"] = f"{toolchain_bin()}{os.pathsep}{env.get('PATH', '')}"

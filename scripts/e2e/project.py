@@ -81,6 +81,9 @@ class PulumiProject:
                 shutil.copy2(src, project / name)
         (project / ".venv").symlink_to(ROOT / ".venv")
         (base / "state").mkdir()
+        # the Kubernetes provider writes kubeconfig copies (0600, with the cluster's credentials) to TMPDIR and
+        # leaves them: here they go with the project's directory (close())
+        (base / "tmp").mkdir()
         env = dict(os.environ)
         path = [str(cluster.toolchain_bin()), str(ROOT / ".venv" / "bin"), env.get("PATH", "")]
         env.update(
@@ -93,11 +96,17 @@ class PulumiProject:
                 "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
                 "PULUMI_SKIP_CONFIRMATIONS": "true",
                 "KUBECONFIG": str(cluster.kubeconfig_path()),
+                "KUBECACHEDIR": str(cluster.kube_cache_dir()),
+                "TMPDIR": str(base / "tmp"),
                 "NO_COLOR": "1",
             }
         )
         env.pop("PULUMI_ACCESS_TOKEN", None)
         return cls(project, env)
+
+    def close(self) -> None:
+        """Remove what the engine and its plugins left in the project's TMPDIR (kubeconfig copies)."""
+        shutil.rmtree(self.workdir.parent / "tmp", ignore_errors=True)
 
     def pulumi(self, *args: str, check: bool = True, timeout: float = 900, stdin: str | None = None) -> Result:
         cmd = ["pulumi", *args, "--non-interactive", "--color=never"]

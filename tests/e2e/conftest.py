@@ -51,5 +51,9 @@ def homelab(toolchain: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def project(toolchain: Path, tmp_path_factory: pytest.TempPathFactory) -> PulumiProject:
-    return PulumiProject.create(tmp_path_factory.mktemp("pulumi"))
+def project(toolchain: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulumiProject]:
+    project = PulumiProject.create(tmp_path_factory.mktemp("pulumi"))
+    try:
+        yield project
+    finally:
+        project.close()

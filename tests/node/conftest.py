@@ -62,3 +62,4 @@ def stack(
     finally:
         project.pulumi("state", "unprotect", "--stack", realnode.STACK, "--all", "--yes", check=False)
         project.pulumi("destroy", "--stack", realnode.STACK, "--yes", check=False, timeout=realnode.UP_TIMEOUT)
+        project.close()

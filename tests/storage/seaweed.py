@@ -75,6 +75,11 @@ def wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None = N
     raise TimeoutError(f"{url} did not answer within {timeout}s: {last}")
 
 
+def log_env(log: Path) -> dict[str, str]:
+    """weed's glog writes weed.<host>.<user>.log.* into TMPDIR: beside our log, removed with the test's files."""
+    return {**os.environ, "TMPDIR": str(log.parent)}
+
+
 def stop_process(proc: subprocess.Popen[bytes] | None, grace: float) -> None:
     """SIGTERM the process group, SIGKILL it after ``grace`` seconds."""
     if proc is None or proc.poll() is not None:
@@ -99,7 +104,9 @@ class Server:
 
     def start(self, timeout: float = 60) -> None:
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=log_env(self.log)
+            )
         wait_http(self.health, timeout, self.proc, self.log)
 
     def kill(self) -> None:
@@ -126,7 +133,11 @@ class Mount:
         self.path.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
-                [str(weed), *self.plan.args], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                [str(weed), *self.plan.args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=log_env(self.log),
             )
         end = time.monotonic() + timeout
         while not os.path.ismount(self.path):
