@@ -168,7 +168,8 @@ def test_the_program_registers_backups_with_secrets_kept_secret() -> None:
     crons = r.of_type("kubernetes:batch/v1:CronJob")
     assert sorted(c.inputs["metadata"]["name"] for c in crons) == [BACKUP_CRONJOB, CHECK_CRONJOB]
     component = next(x for x in r.resources if x.type == "gpu-jupyterhub:backup:NotebookBackup")
-    for child in [*crons, secret, r.one("kubernetes:core/v1:ConfigMap")]:
+    scripts = next(x for x in r.of_type("kubernetes:core/v1:ConfigMap") if x.name.endswith("backup-scripts"))
+    for child in [*crons, secret, scripts]:
         assert child.parent == component.urn_name or child.parent.endswith(component.name)
         validate(manifest_from_inputs(child.type, child.inputs))
     assert r.outputs["backup"]["last_success"].endswith("-o jsonpath='{.status.lastSuccessfulTime}'")
