@@ -16,6 +16,15 @@ before the hub lowercases it, so "Admin" with the user password became the admin
 notebooks). ``GuardedSharedPasswordAuthenticator`` compares the normalized name: an admin name logs in with the
 admin password only.
 
+The GPU quota: a user's GPUs are counted from their pods (KubeSpawner's pod reflector, which lists them when the
+hub starts) and from their active servers' options (a pod not made yet), per server the larger. Options alone
+would forget, after a hub restart, the servers restored from state. The spawn form hides the choices past the
+quota and says why; the check before a spawn stays the rule.
+
+Login throttling: after ``LOGIN_FAILURES`` failed logins under one name, that name is refused for
+``LOGIN_PAUSE_SECONDS`` whatever the password (admin logins in both modes, every login in shared-password mode;
+NativeAuthenticator's own setting covers the other native accounts).
+
 The option-type guard: JupyterHub stores a start request's ``user_options`` as sent and hands them back (after a
 restart too); KubeSpawner reads a falsy ``profile`` (``[]``) as "the default profile". Every value must be a
 string (what the spawn form sends), else the start is refused with a 400 that names the option.
@@ -24,10 +33,13 @@ Self-contained on purpose: the file's text is what the hub executes (standard li
 for native login, NativeAuthenticator, all in the chart's hub image).
 """
 
+import copy
 import hmac
+import html
 import inspect
 import os
 import re
+import time
 from collections.abc import Mapping
 
 
@@ -63,6 +75,31 @@ def gpus_of(limits):
     return total
 
 
+def pod_gpus(pod):
+    """GPUs a pod's containers hold (their limits); none for a pod that has finished."""
+    if ((pod.get("status") or {}).get("phase")) in ("Succeeded", "Failed"):
+        return 0
+    containers = (pod.get("spec") or {}).get("containers") or []
+    return sum(gpus_of((c.get("resources") or {}).get("limits")) for c in containers)
+
+
+def held_gpus(pods, username, servers, this_server):
+    """[(server, gpus)] a user holds besides ``this_server``, sorted: per server the larger of what its pod holds
+    (pods outlive a hub restart) and what its active spawner's options ask for (``servers``: [(name, gpus)];
+    a pod not made yet)."""
+    held = {}
+    for pod in pods:
+        annotations = (pod.get("metadata") or {}).get("annotations") or {}
+        if annotations.get("hub.jupyter.org/username") != username:
+            continue
+        name = annotations.get("hub.jupyter.org/servername", "")
+        held[name] = max(held.get(name, 0), pod_gpus(pod))
+    for name, gpus in servers:
+        held[name] = max(held.get(name, 0), gpus)
+    held.pop(this_server, None)
+    return sorted(held.items())
+
+
 def gpu_limit(quota, groups, is_admin):
     """A user's GPU limit (None: unlimited): admins' own setting if given, else the largest of the
     default and the user's groups' limits; 0 means unlimited."""
@@ -89,6 +126,109 @@ def quota_problem(requested, others, limit):
     )
 
 
+def _choice_gpus(base, choice):
+    limits = dict(base)
+    limits.update(((choice.get("kubespawner_override") or {}).get("extra_resource_limits")) or {})
+    return gpus_of(limits)
+
+
+def _fit_profile(profile, room):
+    """``profile`` with the choices that fit ``room`` GPUs (None when none does); and whether any was dropped."""
+    base = (profile.get("kubespawner_override") or {}).get("extra_resource_limits") or {}
+    gpu_options = [
+        option
+        for option in (profile.get("profile_options") or {}).values()
+        if any(
+            "extra_resource_limits" in (c.get("kubespawner_override") or {}) for c in option.get("choices", {}).values()
+        )
+    ]
+    if not gpu_options:
+        return (profile if gpus_of(base) <= room else None), False
+    trimmed = False
+    for option in gpu_options:
+        choices = option["choices"]
+        keep = {key: c for key, c in choices.items() if _choice_gpus(base, c) <= room}
+        if not keep:
+            return None, True
+        if len(keep) < len(choices):
+            trimmed = True
+            if not any(c.get("default") for c in keep.values()):
+                next(iter(keep.values()))["default"] = True
+        option["choices"] = keep
+    return profile, trimmed
+
+
+def form_within_quota(profiles, held, limit):
+    """The spawn form's profiles without the choices past a user's GPU quota (a copy), each trimmed profile saying
+    why; None when nothing fits. ``held``: [(server, gpus)] the user holds now; ``limit``: None is no limit."""
+    if limit is None:
+        return profiles
+    used = sum(n for _, n in held)
+    room = max(0, limit - used)
+    usage = f"{used} of your {limit} GPUs"
+    out, hidden = [], 0
+    for profile in copy.deepcopy(profiles):
+        fitted, trimmed = _fit_profile(profile, room)
+        if fitted is None:
+            hidden += 1
+            continue
+        if trimmed:
+            fitted["description"] = (
+                f"{fitted.get('description') or ''} (You use {usage}: choices of more than {room} are hidden.)"
+            )
+        out.append(fitted)
+    if not out:
+        return None
+    if hidden:
+        first = out[0]
+        note = f"{hidden} GPU profile{'s' if hidden > 1 else ''} hidden: you use {usage}; stop a server to free them."
+        first["description"] = f"{first.get('description') or ''} ({note})".strip()
+    if not any(p.get("default") for p in out):
+        out[0]["default"] = True
+    return out
+
+
+def quota_full_page(held, limit):
+    """What the form says when no profile fits the quota (server names escaped: they reach HTML)."""
+    names = ", ".join(html.escape(name or "default") for name, n in held if n) or "none"
+    used = sum(n for _, n in held)
+    return (
+        f"<p>You use {used} of your {limit} GPUs (servers: {names}) and every profile here needs more. "
+        "Stop one of your servers first.</p>"
+    )
+
+
+LOGIN_FAILURES = 5
+LOGIN_PAUSE_SECONDS = 60
+
+
+class LoginThrottle:
+    """Failed logins per name: after ``failures`` of them, the name is refused for ``pause`` seconds from the
+    last one, whatever the password; a success clears the count. Bounded: the oldest names are forgotten."""
+
+    def __init__(self, failures=LOGIN_FAILURES, pause=LOGIN_PAUSE_SECONDS, clock=time.monotonic, size=10000):
+        self.failures, self.pause, self.clock, self.size = failures, pause, clock, size
+        self._seen = {}  # name: (count, time of the last failure)
+
+    def blocked(self, name):
+        count, last = self._seen.get(name, (0, 0.0))
+        if count < self.failures:
+            return False
+        if self.clock() - last >= self.pause:
+            del self._seen[name]
+            return False
+        return True
+
+    def failed(self, name):
+        count, _ = self._seen.pop(name, (0, 0.0))
+        self._seen[name] = (count + 1, self.clock())
+        while len(self._seen) > self.size:
+            del self._seen[next(iter(self._seen))]
+
+    def succeeded(self, name):
+        self._seen.pop(name, None)
+
+
 async def maybe_awaited(value):
     """``value``, awaited when it is awaitable (JupyterHub's hooks may be either)."""
     return await value if inspect.isawaitable(value) else value
@@ -98,7 +238,48 @@ def make_guarded_spawner(base, pinned, pattern, registry_text, quota=None):
     """A KubeSpawner subclass that enforces the image rule and the per-user GPU quota on every spawn."""
     quota = quota or {}
 
+    from traitlets import default
+
     class GuardedKubeSpawner(base):
+        @default("options_form")
+        def _guarded_options_form(self):
+            return self._quota_form if self.profile_list else ""
+
+        async def _quota_form(self, spawner):
+            """KubeSpawner's form of the profiles (a callable list evaluated now) that fit the user's quota."""
+            profiles = self.profile_list
+            if callable(profiles):
+                profiles = await maybe_awaited(profiles(spawner))
+            held, limit = await self._gpu_holdings()
+            fitted = form_within_quota(profiles, held, limit)
+            return quota_full_page(held, limit) if fitted is None else self._render_options_form(fitted)
+
+        async def _quota_pods(self):
+            """The pods of this spawner's namespace that KubeSpawner's reflector holds (started here if need be)."""
+            import asyncio
+
+            await asyncio.wait_for(self._start_watching_pods(), timeout=30)
+            return list(self.pod_reflector.pods.values())
+
+        async def _gpu_holdings(self):
+            """([(server, gpus)] the user holds besides this server, their limit); ([], None) without a limit."""
+            user = self.user
+            groups = [g.name for g in getattr(user, "groups", None) or [] if isinstance(getattr(g, "name", None), str)]
+            limit = gpu_limit(quota, groups, getattr(user, "admin", False) is True)
+            if limit is None:
+                return [], None
+            try:
+                pods = await self._quota_pods()
+            except Exception as e:  # fail closed: no count, no GPU server
+                raise ValueError(f"cannot read your servers' pods to check the GPU quota, try again ({e})") from None
+            spawners = getattr(user, "spawners", None)
+            servers = [
+                (name, gpus_of(getattr(s, "extra_resource_limits", {})))
+                for name, s in sorted(spawners.items() if isinstance(spawners, Mapping) else [])
+                if s is not self and getattr(s, "active", False)
+            ]
+            return held_gpus(pods, user.name, servers, self.name), limit
+
         async def run_pre_spawn_hook(self):
             # after JupyterHub set user_options, before start(); an HTTPError reaches the client as sent
             problem = user_options_problem(self.user_options)
@@ -122,21 +303,12 @@ def make_guarded_spawner(base, pinned, pattern, registry_text, quota=None):
             await super().load_user_options()
             if not image_allowed(self.image, pinned, pattern):
                 raise ValueError(f"image {self.image!r} is not allowed: only images from {registry_text}")
-            self._check_gpu_quota()
-
-        def _check_gpu_quota(self):
-            user = self.user
-            groups = [g.name for g in getattr(user, "groups", None) or [] if isinstance(getattr(g, "name", None), str)]
-            limit = gpu_limit(quota, groups, getattr(user, "admin", False) is True)
-            spawners = getattr(user, "spawners", None)
-            others = []
-            for name, spawner in sorted(spawners.items() if isinstance(spawners, Mapping) else []):
-                if spawner is self or not getattr(spawner, "active", False):
-                    continue
-                others.append((name, gpus_of(getattr(spawner, "extra_resource_limits", {}))))
-            problem = quota_problem(gpus_of(self.extra_resource_limits), others, limit)
-            if problem:
-                raise ValueError(problem)
+            requested = gpus_of(self.extra_resource_limits)
+            if requested:
+                held, limit = await self._gpu_holdings()
+                problem = quota_problem(requested, held, limit)
+                if problem:
+                    raise ValueError(problem)
 
     return GuardedKubeSpawner
 
@@ -146,16 +318,27 @@ def make_guarded_native_authenticator(base, password_env="GPU_JUPYTERHUB_ADMIN_P
     is ever pre-approved."""
 
     class GuardedNativeAuthenticator(base):
+        @property
+        def _throttle(self):
+            if "_login_throttle" not in self.__dict__:
+                self.__dict__["_login_throttle"] = LoginThrottle()
+            return self.__dict__["_login_throttle"]
+
         def _is_admin_name(self, username):
             return self.normalize_username(username or "") in set(self.admin_users)
 
         async def authenticate(self, handler, data):
             name = self.normalize_username((data or {}).get("username") or "")
             if self._is_admin_name(name):
+                if self._throttle.blocked(name):
+                    self.log.warning("refused a login under the admin name %r: too many failed logins", name)
+                    return None
                 expected = os.environ.get(password_env, "")
                 given = (data or {}).get("password") or ""
                 if expected and hmac.compare_digest(given.encode(), expected.encode()):
+                    self._throttle.succeeded(name)
                     return {"name": name, "admin": True}
+                self._throttle.failed(name)
                 return None
             return await super().authenticate(handler, data)
 
@@ -182,9 +365,26 @@ def make_guarded_shared_password_authenticator(base):
     in any case or spelling the hub maps to it, logs in with the admin password only."""
 
     class GuardedSharedPasswordAuthenticator(base):
+        @property
+        def _throttle(self):
+            if "_login_throttle" not in self.__dict__:
+                self.__dict__["_login_throttle"] = LoginThrottle()
+            return self.__dict__["_login_throttle"]
+
         async def authenticate(self, handler, data):
             data = dict(data or {})
             name = self.normalize_username(str(data.get("username") or ""))
+            if self._throttle.blocked(name):
+                self.log.warning("refused a login under the name %r: too many failed logins", name)
+                return None
+            result = await self._check(handler, data, name)
+            if result is None:
+                self._throttle.failed(name)
+            else:
+                self._throttle.succeeded(name)
+            return result
+
+        async def _check(self, handler, data, name):
             admins = {self.normalize_username(a) for a in self.admin_users}
             if name in admins:
                 given = str(data.get("password") or "")

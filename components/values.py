@@ -13,6 +13,7 @@ from typing import Any
 from components.availability_spec import hub_egress_rule, service_url
 from components.chart_images import chart_image_refs, chart_image_values
 from components.config import StackConfig
+from components.hub_guard import LOGIN_FAILURES, LOGIN_PAUSE_SECONDS
 from components.nodes import Inventory
 from components.profiles import ProfilePlan, build_profiles
 from components.storage_spec import SERVER_CONFIG_PATH, server_config, singleuser_storage_values, user_environment
@@ -89,7 +90,15 @@ def auth_values(cfg: StackConfig) -> tuple[dict[str, Any], dict[str, Any], str |
     if auth.mode == "native":
         # Sign-up needs an admin's approval; with no allowedUsers, any approved account may log in (JupyterHub 5
         # admits nobody by default). The guard (hub_guard.py) keeps the admin names from being claimed.
-        native = {**common, "open_signup": False, "minimum_password_length": 10, "allow_all": not auth.allowedUsers}
+        native = {
+            **common,
+            "open_signup": False,
+            "minimum_password_length": 10,
+            "allow_all": not auth.allowedUsers,
+            # the other accounts' throttling, as hub_guard.LoginThrottle does for the admin names
+            "allowed_failed_logins": LOGIN_FAILURES,
+            "seconds_before_next_try": LOGIN_PAUSE_SECONDS,
+        }
         snippet = (
             "from nativeauthenticator import NativeAuthenticator\n"
             "c.JupyterHub.authenticator_class = make_guarded_native_authenticator(NativeAuthenticator)\n"

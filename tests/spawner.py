@@ -69,6 +69,15 @@ def make_spawner(
     spawner = cls(_mock=True, config=c, user=user, hub=hub)
     spawner.server = Server()
     spawner.api_token = "dummy-token"
+    if hasattr(spawner, "_quota_pods"):
+        # no API server here: the user's pods the GPU quota counts are what a test puts in .quota_test_pods
+        # (tests/test_gpu_quota.py); the REST tests (tests/test_hub_guard_rest.py) read them from a fake API server
+        spawner.quota_test_pods = []
+
+        async def quota_pods() -> list[dict[str, Any]]:
+            return list(spawner.quota_test_pods)
+
+        spawner._quota_pods = quota_pods
     return spawner
 
 

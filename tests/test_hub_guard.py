@@ -148,3 +148,34 @@ def test_admin_password_reaches_the_hub_only_as_a_secret_reference() -> None:
     assert "deploy-made-secret-1" not in text
     env = values["hub"]["extraEnv"]["GPU_JUPYTERHUB_ADMIN_PASSWORD"]
     assert env == {"valueFrom": {"secretKeyRef": {"name": "gpu-jupyterhub-auth", "key": "admin-password"}}}
+
+
+def test_login_throttle_pauses_a_name_after_five_failures() -> None:
+    from components.hub_guard import LoginThrottle
+
+    now = [1000.0]
+    t = LoginThrottle(failures=5, pause=60, clock=lambda: now[0], size=3)
+    for _ in range(4):
+        t.failed("admin")
+    assert not t.blocked("admin")
+    t.failed("admin")
+    assert t.blocked("admin") and not t.blocked("ann")
+    now[0] += 59
+    assert t.blocked("admin")
+    now[0] += 1
+    assert not t.blocked("admin"), "the pause ends; the count starts again"
+    t.failed("admin")
+    t.succeeded("admin")
+    assert t._seen == {}
+    for name in "abcd":
+        t.failed(name)
+    assert list(t._seen) == ["b", "c", "d"], "bounded: the oldest name is forgotten"
+
+
+def test_native_admin_logins_are_throttled(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GPU_JUPYTERHUB_ADMIN_PASSWORD", "deploy-made-secret-1")
+    auth, settings = native()
+    assert (settings["allowed_failed_logins"], settings["seconds_before_next_try"]) == (5, 60), "other accounts"
+    for _ in range(5):
+        assert login(auth, "admin", "guess") is None
+    assert login(auth, "admin", "deploy-made-secret-1") is None, "paused after five failures"

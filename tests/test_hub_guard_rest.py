@@ -7,7 +7,9 @@ password."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import secrets
 import time
 from collections.abc import Iterator
@@ -61,8 +63,11 @@ exec(open({guards!r}).read())
 DUMMY_AUTH = 'c.JupyterHub.authenticator_class = "dummy"\nc.Authenticator.allow_all = True'
 
 
-def _run_hub(workdir: Path, values: dict[str, Any], auth: str, env: dict[str, str]) -> Iterator[tuple[str, str, Path]]:
-    """A hub with the deployed guards (and login snippet, when ``auth`` is not the dummy one) of ``values``."""
+def _run_hub(
+    workdir: Path, values: dict[str, Any], auth: str, env: dict[str, str], api: Any = None
+) -> Iterator[tuple[str, str, Path]]:
+    """A hub with the deployed guards (and login snippet, when ``auth`` is not the dummy one) of ``values``;
+    on ``api`` (a fakeapi server that outlives the hub) or a fake API server of its own."""
     (workdir / "profiles.json").write_text(json.dumps(values["singleuser"]["profileList"]))
     (workdir / "guards.py").write_text(values["hub"]["extraConfig"]["05-guards"])
     auth_snippet = ""
@@ -71,7 +76,8 @@ def _run_hub(workdir: Path, values: dict[str, Any], auth: str, env: dict[str, st
         auth_snippet = f"exec(open({str(workdir / 'auth.py')!r}).read())"
     # a fake API server: empty lists, open watches, pods accepted and never running, so a spawn past
     # the guards stays pending (active), as on a busy cluster
-    api = fakeapi.start()
+    own_api = api is None
+    api = api or fakeapi.start()
     (workdir / "kubeconfig").write_text(KUBECONFIG % api.server_address[1])
     token = secrets.token_hex(16)
     port = free_port()
@@ -92,13 +98,16 @@ def _run_hub(workdir: Path, values: dict[str, Any], auth: str, env: dict[str, st
         with running_hub(workdir, config, port, {"KUBECONFIG": str(workdir / "kubeconfig"), **env}) as log:
             yield f"http://127.0.0.1:{port}/hub/api/", token, log
     finally:
-        api.shutdown()
+        if own_api:
+            api.shutdown()
 
 
-def _values(**auth: Any) -> dict[str, Any]:
+def _values(profiles: dict[str, Any] | None = None, **auth: Any) -> dict[str, Any]:
     raw = {**BASE_CONFIG, "images": {"build": False, "refs": GIVEN_REFS}}
     if auth:
         raw["auth"] = auth
+    if profiles:
+        raw["profiles"] = profiles
     return build_values(parse_config(raw), parse_nodes(SCENARIOS["mixed"]), GIVEN_REFS)
 
 
@@ -160,6 +169,71 @@ def test_the_gpu_quota_holds_over_the_rest_api(hub: tuple[str, str, Path]) -> No
     assert f"Unhandled error starting {user}'s server: you use 2 of your 2 GPUs (servers: a, b)" in text, text[-3000:]
     r = requests.post(f"{url}users/{user}/servers/d", headers=headers, json={"profile": "cpu"}, timeout=60)
     assert r.status_code in (201, 202), "CPU servers are not limited by the GPU quota"
+
+
+def start(url: str, token: str, user: str, server: str, options: dict[str, Any]) -> requests.Response:
+    headers = {"Authorization": f"token {token}"}
+    requests.post(f"{url}users/{user}", headers=headers, timeout=30)
+    return requests.post(f"{url}users/{user}/servers/{server}", headers=headers, json=options, timeout=60)
+
+
+def test_the_gpu_quota_holds_after_a_hub_restart(tmp_path: Path) -> None:
+    """With maxGpusPerUser 1, a user's 1-GPU server is pending when the hub restarts (a values change under
+    `pulumi up` restarts it); the restored hub still refuses a second GPU server. The quota counts the user's
+    pods, which the restart does not forget (servers restored from state have no options)."""
+    values = _values(profiles={"maxGpusPerUser": 1})
+    api = fakeapi.start()
+    user = "quinn"
+    try:
+        with contextlib.contextmanager(_run_hub)(tmp_path, values, DUMMY_AUTH, {}, api) as (url, token, log):
+            assert start(url, token, user, "a", {"profile": "gpu"}).status_code in (201, 202)
+            assert start(url, token, user, "b", {"profile": "gpu"}).status_code >= 400
+        assert [p["metadata"]["annotations"]["hub.jupyter.org/servername"] for p in api.pods.values()] == ["a"]
+        with contextlib.contextmanager(_run_hub)(tmp_path, values, DUMMY_AUTH, {}, api) as (url, token, log):
+            r = start(url, token, user, "b", {"profile": "gpu"})
+            assert r.status_code >= 400, "a second GPU server after the restart"
+            text = log.read_text()
+            assert "you use 1 of your 1 GPUs (servers: a) and this server asks for 1" in text, text[-3000:]
+            assert start(url, token, user, "c", {"profile": "cpu"}).status_code in (201, 202)
+    finally:
+        api.shutdown()
+
+
+def spawn_page(url: str, user: str, server: str) -> str:
+    """The spawn form as the user's browser gets it, after logging in through the form (dummy login)."""
+    base = url.removesuffix("api/")
+    session = requests.Session()
+    session.get(f"{base}login", timeout=30)
+    form = {"username": user, "password": "any", "_xsrf": session.cookies.get("_xsrf")}
+    assert session.post(f"{base}login", data=form, allow_redirects=False, timeout=30).status_code == 302
+    page = session.get(f"{base}spawn/{user}/{server}", timeout=60)
+    page.raise_for_status()
+    return page.text
+
+
+def gpu_choices(page: str, profile: str) -> list[str]:
+    """The GPU counts the form offers for ``profile`` (KubeSpawner's form: one <option> per choice)."""
+    block = page.split(f'value="{profile}"', 1)[1].split('type="radio"', 1)[0]
+    select = block.split('name="profile-option-' + profile + '--gpus"', 1)[1].split("</select>", 1)[0]
+    return re.findall(r'<option value="([^"]+)"', select)
+
+
+def test_the_form_offers_only_what_the_quota_allows(tmp_path: Path) -> None:
+    """maxGpusPerUser 1: the 2-GPU choice of the RTX 4090 class is not offered, and says why; once a 1-GPU
+    server holds the user's GPU, no GPU profile is (CPU profiles stay)."""
+    values = _values(profiles={"maxGpusPerUser": 1})
+    rtx = next(p["slug"] for p in values["singleuser"]["profileList"] if "4090" in p["slug"])
+    with contextlib.contextmanager(_run_hub)(tmp_path, values, DUMMY_AUTH, {}) as (url, token, _):
+        page = spawn_page(url, "fay", "x")
+        assert gpu_choices(page, rtx) == ["1"], page
+        assert "You use 0 of your 1 GPUs: choices of more than 1 are hidden." in page
+        assert start(url, token, "fay", "a", {"profile": "gpu"}).status_code in (201, 202)
+        page = spawn_page(url, "fay", "x")
+        assert f'value="{rtx}"' not in page and 'value="gpu"' not in page and 'value="fine-tuning"' not in page
+        assert 'value="cpu"' in page
+        assert "GPU profiles hidden: you use 1 of your 1 GPUs; stop a server to free them." in page, re.findall(r"<p>[^<]*</p>", page)
+        unlimited = spawn_page(url, "gil", "x")
+        assert gpu_choices(unlimited, rtx) == ["1"], "gil has the same quota"
 
 
 @pytest.mark.parametrize(
@@ -238,3 +312,23 @@ def test_shared_password_logins_that_stay_allowed(shared_hub: tuple[str, str, Pa
     assert login(shared_hub, "ANN", USER_PASSWORD) == "ann"
     assert login(shared_hub, "ann", ADMIN_PASSWORD) is None, "the admin password is for admin names only"
     assert login(shared_hub, "eve", USER_PASSWORD) is None, "not an allowed user"
+
+
+def test_failed_logins_pause_the_name(tmp_path: Path) -> None:
+    """Five wrong passwords under the admin name: the right one is refused for a while too, and says so in
+    the hub's log; other names log in as before."""
+    values = _values(
+        mode="shared-password",
+        sharedPassword=USER_PASSWORD,
+        allowedUsers=["ann"],
+        adminUsers=["admin"],
+        adminPassword=ADMIN_PASSWORD,
+    )
+    auth = f"for _section, _traits in {values['hub']['config']!r}.items():\n    c[_section].update(_traits)"
+    env = {"GPU_JUPYTERHUB_SHARED_PASSWORD": USER_PASSWORD, "GPU_JUPYTERHUB_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    with contextlib.contextmanager(_run_hub)(tmp_path, values, auth, env) as hub:
+        for _ in range(5):
+            assert login(hub, "admin", f"guess-{secrets.token_hex(4)}") is None
+        assert login(hub, "Admin", ADMIN_PASSWORD) is None, "the right password, after five failures"
+        assert "refused a login under the name 'admin': too many failed logins" in hub[2].read_text()
+        assert login(hub, "ann", USER_PASSWORD) == "ann"
