@@ -30,6 +30,7 @@ from components.chart import ChartSource, chart_source
 from components.chart_images import HUB_IMAGE
 from components.config import ConfigError, StackConfig, load_pulumi_config
 from components.hub import JupyterHub, JupyterHubArgs
+from components.hub_rbac import hub_role_objects
 from components.image_builds import ImageBuilds, ImageBuildsArgs, RegistryPullSecret, RegistryPullSecretArgs
 from components.inventory import InventoryError, from_cluster, from_file, storage_objects
 from components.nodes import Inventory
@@ -248,6 +249,7 @@ def main() -> None:
             host=cfg.hub.host,
             auth_secrets=auth_secret_data(cfg),
             depends_on=availability,
+            rbac=hub_role_objects(cfg.namespace),
         ),
         opts=pulumi.ResourceOptions(providers=[provider], depends_on=[*depends_pull, storage]),
     )

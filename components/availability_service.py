@@ -42,7 +42,9 @@ class UsageBody:
     def current(self):
         if self.generation != self.cache.generation:
             generation = self.cache.generation
-            self.body = json.dumps({"generation": generation, "nodes": self.cache.usage()}, sort_keys=True).encode()
+            self.body = json.dumps(
+                {"generation": generation, "nodes": self.cache.usage()}, sort_keys=True
+            ).encode()
             self.generation = generation
         return self.generation, self.body
 

@@ -7,7 +7,7 @@ profiles after ``culling.gpuTimeoutSeconds`` of inactivity. It runs in the hub p
 
 Self-contained on purpose (standard library only): the file's text is what the hub pod runs.
 
-    python3 gpu_culler.py --gpu-profiles gpu,fine-tuning,... --timeout 1800 --every 300
+    python3 gpu_culler.py --gpu-profile gpu --gpu-profile fine-tuning ... --timeout 1800 --every 300
 """
 
 import argparse
@@ -112,13 +112,15 @@ def cull_once(base, token, gpu_profiles, timeout, now=None, log=print):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--gpu-profiles", required=True, help="comma-separated slugs of the GPU profiles")
+    parser.add_argument(
+        "--gpu-profile", dest="gpu_profiles", action="append", required=True, help="a GPU profile (repeat)"
+    )
     parser.add_argument("--timeout", type=int, required=True, help="idle seconds before a GPU server stops")
     parser.add_argument("--every", type=int, default=300, help="seconds between passes")
     args = parser.parse_args(argv)
     base = os.environ["JUPYTERHUB_API_URL"]
     token = os.environ["JUPYTERHUB_API_TOKEN"]
-    profiles = [p for p in args.gpu_profiles.split(",") if p]
+    profiles = [p for p in args.gpu_profiles if p]
     while True:
         try:
             cull_once(base, token, profiles, args.timeout)

@@ -1,7 +1,8 @@
 """The JupyterHub component: auth secrets and the z2jh Helm release.
 
 The hub holds no cluster-wide right: spawn-time GPU availability comes from the availability service
-(components/availability.py), which alone lists and watches every node and pod.
+(components/availability.py), which alone lists and watches every node and pod. In its namespace it holds the
+Role of components/hub_rbac.py (no Secrets) instead of the chart's.
 
 `helm.v3.Release` (not `helm.v4.Chart`) because the chart relies on Helm hooks and release history.
 """
@@ -32,6 +33,8 @@ class JupyterHubArgs:
     auth_secrets: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     # what must exist before the release (the availability service the hub polls)
     depends_on: list[pulumi.Resource] = field(default_factory=list)
+    # the hub's Role and RoleBinding (components.hub_rbac), in place of the chart's
+    rbac: list[dict[str, Any]] = field(default_factory=list)
 
 
 class JupyterHub(pulumi.ComponentResource):
@@ -42,6 +45,20 @@ class JupyterHub(pulumi.ComponentResource):
         super().__init__("gpu-jupyterhub:hub:JupyterHub", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         depends: list[pulumi.Resource] = list(args.depends_on)
+        for obj in args.rbac:
+            if obj["kind"] == "Role":
+                access: pulumi.Resource = k8s.rbac.v1.Role(
+                    f"{name}-role", metadata=obj["metadata"], rules=obj["rules"], opts=child
+                )
+            else:
+                access = k8s.rbac.v1.RoleBinding(
+                    f"{name}-rolebinding",
+                    metadata=obj["metadata"],
+                    subjects=obj["subjects"],
+                    role_ref=obj["roleRef"],
+                    opts=child,
+                )
+            depends.append(access)
         if args.auth_secrets:
             secret = k8s.core.v1.Secret(
                 f"{name}-auth",

@@ -84,9 +84,9 @@ def pod_gpus(pod):
 
 
 def held_gpus(pods, username, servers, this_server):
-    """[(server, gpus)] a user holds besides ``this_server``, sorted: per server the larger of what its pod holds
-    (pods outlive a hub restart) and what its active spawner's options ask for (``servers``: [(name, gpus)];
-    a pod not made yet)."""
+    """[(server, gpus)] a user holds besides ``this_server``, sorted: per server the larger of what its pod
+    holds (pods outlive a hub restart) and what its active spawner's options ask for (``servers``:
+    [(name, gpus)]; a pod not made yet)."""
     held = {}
     for pod in pods:
         annotations = (pod.get("metadata") or {}).get("annotations") or {}
@@ -121,7 +121,8 @@ def quota_problem(requested, others, limit):
         return None
     names = ", ".join(name or "default" for name, n in others if n)
     return (
-        f"you use {held} of your {limit} GPUs (servers: {names or 'none'}) and this server asks for {requested}: "
+        f"you use {held} of your {limit} GPUs (servers: {names or 'none'}) "
+        f"and this server asks for {requested}: "
         "stop one first, or pick fewer GPUs"
     )
 
@@ -133,13 +134,14 @@ def _choice_gpus(base, choice):
 
 
 def _fit_profile(profile, room):
-    """``profile`` with the choices that fit ``room`` GPUs (None when none does); and whether any was dropped."""
+    """``profile`` with the choices that fit ``room`` GPUs (None when none does); whether any was dropped."""
     base = (profile.get("kubespawner_override") or {}).get("extra_resource_limits") or {}
     gpu_options = [
         option
         for option in (profile.get("profile_options") or {}).values()
         if any(
-            "extra_resource_limits" in (c.get("kubespawner_override") or {}) for c in option.get("choices", {}).values()
+            "extra_resource_limits" in (c.get("kubespawner_override") or {})
+            for c in option.get("choices", {}).values()
         )
     ]
     if not gpu_options:
@@ -159,8 +161,9 @@ def _fit_profile(profile, room):
 
 
 def form_within_quota(profiles, held, limit):
-    """The spawn form's profiles without the choices past a user's GPU quota (a copy), each trimmed profile saying
-    why; None when nothing fits. ``held``: [(server, gpus)] the user holds now; ``limit``: None is no limit."""
+    """The spawn form's profiles without the choices past a user's GPU quota (a copy), each trimmed profile
+    saying why; None when nothing fits. ``held``: [(server, gpus)] the user holds now; ``limit``: None is
+    no limit."""
     if limit is None:
         return profiles
     used = sum(n for _, n in held)
@@ -181,7 +184,8 @@ def form_within_quota(profiles, held, limit):
         return None
     if hidden:
         first = out[0]
-        note = f"{hidden} GPU profile{'s' if hidden > 1 else ''} hidden: you use {usage}; stop a server to free them."
+        profiles_hidden = f"{hidden} GPU profile{'s' if hidden > 1 else ''} hidden"
+        note = f"{profiles_hidden}: you use {usage}; stop a server to free them."
         first["description"] = f"{first.get('description') or ''} ({note})".strip()
     if not any(p.get("default") for p in out):
         out[0]["default"] = True
@@ -255,23 +259,27 @@ def make_guarded_spawner(base, pinned, pattern, registry_text, quota=None):
             return quota_full_page(held, limit) if fitted is None else self._render_options_form(fitted)
 
         async def _quota_pods(self):
-            """The pods of this spawner's namespace that KubeSpawner's reflector holds (started here if need be)."""
+            """The pods of this namespace that KubeSpawner's reflector holds (started here if need be)."""
             import asyncio
 
             await asyncio.wait_for(self._start_watching_pods(), timeout=30)
             return list(self.pod_reflector.pods.values())
 
         async def _gpu_holdings(self):
-            """([(server, gpus)] the user holds besides this server, their limit); ([], None) without a limit."""
+            """([(server, gpus)] the user holds besides this server, their limit); ([], None): no limit."""
             user = self.user
-            groups = [g.name for g in getattr(user, "groups", None) or [] if isinstance(getattr(g, "name", None), str)]
+            groups = [
+                g.name for g in getattr(user, "groups", None) or [] if isinstance(getattr(g, "name", None), str)
+            ]
             limit = gpu_limit(quota, groups, getattr(user, "admin", False) is True)
             if limit is None:
                 return [], None
             try:
                 pods = await self._quota_pods()
             except Exception as e:  # fail closed: no count, no GPU server
-                raise ValueError(f"cannot read your servers' pods to check the GPU quota, try again ({e})") from None
+                raise ValueError(
+                    f"cannot read your servers' pods to check the GPU quota, try again ({e})"
+                ) from None
             spawners = getattr(user, "spawners", None)
             servers = [
                 (name, gpus_of(getattr(s, "extra_resource_limits", {})))

@@ -185,7 +185,9 @@ class ClusterCache:
     def start(self, log):
         """Watch nodes and pods in the background (once per hub process)."""
         if self.task is None:
-            self.task = asyncio.ensure_future(asyncio.gather(self._watch("nodes", log), self._watch("pods", log)))
+            self.task = asyncio.ensure_future(
+                asyncio.gather(self._watch("nodes", log), self._watch("pods", log))
+            )
         return self.task
 
     async def _list_pages(self, method, handler):
@@ -219,7 +221,9 @@ class ClusterCache:
                     core = client.CoreV1Api(api)
                     method = core.list_node if kind == "nodes" else core.list_pod_for_all_namespaces
                     fresh = ClusterCache()  # the old totals serve until the new list is complete
-                    version = await self._list_pages(method, fresh.node_event if kind == "nodes" else fresh.pod_event)
+                    version = await self._list_pages(
+                        method, fresh.node_event if kind == "nodes" else fresh.pod_event
+                    )
                     self.take_list(kind, fresh)
                     delay = 1.0
                     stream = watch.Watch().stream(method, resource_version=version, timeout_seconds=300)
@@ -296,7 +300,9 @@ class RemoteUsage:
         except Exception as e:  # the service restarts, is not synced yet (503), ...: keep serving spawns
             self.failures += 1
             if self.failures == 1 or self.failures % 100 == 0:
-                log.warning("GPU availability: %s did not answer (%r); deploy-time profiles meanwhile", self.url, e)
+                log.warning(
+                    "GPU availability: %s did not answer (%r); deploy-time profiles meanwhile", self.url, e
+                )
             if self.failures >= self.STALE_AFTER_FAILURES and self.synced["service"]:
                 self.synced["service"] = False
                 self.etag = None
@@ -338,10 +344,13 @@ def _tolerated(taint, tolerations):
 
 def _admits(info, override):
     """Whether a node (usage entry) is Ready and admits a pod with these affinity and tolerations."""
-    if not info["ready"] or not affinity_admits(override.get("node_affinity_required"), info.get("labels") or {}):
+    if not info["ready"] or not affinity_admits(
+        override.get("node_affinity_required"), info.get("labels") or {}
+    ):
         return False
     return not any(
-        taint.get("effect") in ("NoSchedule", "NoExecute") and not _tolerated(taint, override.get("tolerations"))
+        taint.get("effect") in ("NoSchedule", "NoExecute")
+        and not _tolerated(taint, override.get("tolerations"))
         for taint in info.get("taints") or []
     )
 
@@ -399,7 +408,8 @@ def affinity_admits(terms, labels):
     if not terms:
         return True
     return any(
-        t.get("matchExpressions") and all(_expression_holds(e, labels) for e in t["matchExpressions"]) for t in terms
+        t.get("matchExpressions") and all(_expression_holds(e, labels) for e in t["matchExpressions"])
+        for t in terms
     )
 
 
@@ -518,7 +528,9 @@ def _annotate_nodes(option, usage, resources, terms=None):
     return True
 
 
-def make_profile_list(static_profiles, live_availability=True, gpu_groups=(), fetch=None, cache=None, source=None):
+def make_profile_list(
+    static_profiles, live_availability=True, gpu_groups=(), fetch=None, cache=None, source=None
+):
     """KubeSpawner callable profile_list over the deploy-time list.
 
     Availability comes from ``cache``: a RemoteUsage polling the availability service at ``source`` (the hub),
@@ -532,7 +544,9 @@ def make_profile_list(static_profiles, live_availability=True, gpu_groups=(), fe
     state = {"computed": {}, "groups": []}  # (generation, groups) -> list; the group sets seen lately
 
     def compute(generation, groups):
-        return (generation, groups), apply_availability(static_profiles, cache.usage(), list(groups), list(gpu_groups))
+        return (generation, groups), apply_availability(
+            static_profiles, cache.usage(), list(groups), list(gpu_groups)
+        )
 
     def recompute():
         """After a change of the totals (RemoteUsage's listener, beside the event loop): form loads then find

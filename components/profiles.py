@@ -251,7 +251,7 @@ def _image_option(
             "display_name_in_choices": f"Other image from {cfg.registry.host}...",
             "validation_regex": image_regex(cfg.registry.host, cfg.registry.project),
             "validation_message": (
-                f"Only images from {cfg.registry.host}/{cfg.registry.project}/<name>:<tag> or @sha256:<digest>"
+                f"Only images from {cfg.registry.host}/{cfg.registry.project}/<name> with a tag or digest"
             ),
             "kubespawner_override": {"image": "{value}"},
         },

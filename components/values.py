@@ -137,13 +137,28 @@ def guard_config(cfg: StackConfig, plan: ProfilePlan, refs: dict[str, str]) -> s
     pinned = sorted(set(refs.values()) | _profile_images(plan.profiles))
     pattern = image_guard_pattern(cfg.registry.host, cfg.registry.project)
     where = f"{cfg.registry.host}/{cfg.registry.project}/<name>:<tag> or @sha256:<digest>"
+    pinned_lines = "".join(f"        {ref!r},\n" for ref in pinned)
     return (
         f"{GUARD_SOURCE.read_text()}\n\n"
         "from kubespawner import KubeSpawner\n"
         f"c.JupyterHub.spawner_class = make_guarded_spawner(\n"
-        f"    KubeSpawner, {tuple(pinned)!r}, {pattern!r}, {where!r}, {gpu_quota(cfg)!r}\n"
+        f"    KubeSpawner,\n"
+        f"    (\n{pinned_lines}    ),\n"
+        f"{_py_string(pattern, 4)},\n"
+        f"    {where!r},\n"
+        f"    {gpu_quota(cfg)!r},\n"
         ")\n"
     )
+
+
+def _py_string(text: str, indent: int, width: int = 80) -> str:
+    """``text`` as a Python expression of adjacent literals, ``width`` characters of it per line, so the hub's
+    config shows no line past 120 columns in the values."""
+    pad = " " * indent
+    parts = [text[i : i + width] for i in range(0, len(text), width)] or [""]
+    if len(parts) == 1:
+        return f"{pad}{parts[0]!r}"
+    return f"{pad}(\n" + "".join(f"{pad}    {p!r}\n" for p in parts) + f"{pad})"
 
 
 def gpu_profile_slugs(profiles: list[dict[str, Any]]) -> list[str]:
@@ -166,7 +181,7 @@ def gpu_culler_values(cfg: StackConfig, plan: ProfilePlan) -> dict[str, Any]:
     command = [
         "python3",
         GPU_CULLER_PATH,
-        f"--gpu-profiles={','.join(slugs)}",
+        *(f"--gpu-profile={slug}" for slug in slugs),
         f"--timeout={cfg.culling.gpuTimeoutSeconds}",
         f"--every={min(cfg.culling.everySeconds, max(60, cfg.culling.gpuTimeoutSeconds // 4))}",
     ]
@@ -203,10 +218,9 @@ def live_profiles_config(cfg: StackConfig) -> str | None:
         "gpu_groups": sorted(cfg.profiles.gpuGroups),
         "source": service_url(cfg.namespace) if cfg.profiles.liveAvailability else None,
     }
-    return (
-        f"{source}\n\n"
-        f"c.KubeSpawner.profile_list = make_profile_list(list(c.KubeSpawner.profile_list), **{settings!r})\n"
-    )
+    arguments = "".join(f"    {key}={value!r},\n" for key, value in settings.items())
+    call = f"c.KubeSpawner.profile_list = make_profile_list(\n    list(c.KubeSpawner.profile_list),\n{arguments})\n"
+    return f"{source}\n\n{call}"
 
 
 def image_refs_for_plan(cfg: StackConfig) -> dict[str, str]:
@@ -313,6 +327,8 @@ def values_from_plan(cfg: StackConfig, plan: ProfilePlan, refs: dict[str, str]) 
                 "egress": user_egress,
             },
         },
+        # the hub's Role comes from components/hub_rbac.py (no Secrets); nothing else of the chart needs RBAC here
+        "rbac": {"create": False},
         "prePuller": {
             "hook": {"enabled": False},
             "continuous": {"enabled": False},

@@ -32,7 +32,7 @@ def values_for(scenario: str = "mixed", **culling: Any) -> dict[str, Any]:
 def test_the_service_runs_with_its_own_role_on_the_gpu_profiles() -> None:
     hub = values_for()["hub"]
     command = hub["services"]["gpu-culler"]["command"]
-    profiles = next(a for a in command if a.startswith("--gpu-profiles=")).split("=", 1)[1].split(",")
+    profiles = [a.split("=", 1)[1] for a in command if a.startswith("--gpu-profile=")]
     assert "gpu" in profiles and "fine-tuning" in profiles and any("4090" in p for p in profiles)
     assert "cpu" not in profiles and "agent-dev" not in profiles
     assert "--timeout=1800" in command and command[1] == GPU_CULLER_PATH

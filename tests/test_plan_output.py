@@ -23,6 +23,16 @@ def test_the_table_fits_120_columns(nodes: Path) -> None:
     assert wide == []
 
 
+@pytest.mark.parametrize("nodes", FIXTURES, ids=[f.stem for f in FIXTURES])
+def test_the_values_fit_120_columns_but_for_the_image_regex(nodes: Path) -> None:
+    """--output values: the hub-side code (kept within 112 columns, the YAML indents it by up to 8), the pinned
+    image list and the culler's profiles one per line; only KubeSpawner's validation_regex stays one line."""
+    out = plan_cli("--stack-file", "Pulumi.dev.yaml", "--nodes", str(nodes), "--output", "values")
+    assert out.returncode == 0, out.stderr
+    wide = [line for line in out.stdout.splitlines() if len(line) > 120]
+    assert [line for line in wide if not line.lstrip().startswith("validation_regex: ")] == []
+
+
 def test_a_long_taint_breaks_after_a_separator_and_memory_reads_in_gib() -> None:
     out = plan_cli("--stack-file", "Pulumi.dev.yaml", "--nodes", "tests/fixtures/nodes/mixed.json").stdout
     lines = out.splitlines()

@@ -285,3 +285,33 @@ def test_only_the_availability_service_reads_the_cluster_and_only_lists_and_watc
     quiet = run(off)
     assert not quiet.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")
     assert not quiet.of_type("kubernetes:apps/v1:Deployment")
+
+
+def test_the_hub_reads_no_secret_of_its_namespace(base_config: dict[str, Any]) -> None:
+    """Issue 25: the chart's hub Role let the hub's service account read every Secret of the namespace, the
+    backup Secret (restic password, S3 keys) among them. The chart's RBAC is off; our Role has what KubeSpawner
+    uses, no Secrets, bound to the chart's hub service account, and exists before the release."""
+    from tests.hubconfig import render
+
+    r = run(copy.deepcopy(base_config))
+    role = r.one("kubernetes:rbac.authorization.k8s.io/v1:Role")
+    rules = role.inputs["rules"]
+    assert not any("secrets" in rule["resources"] or "*" in rule["resources"] for rule in rules)
+    assert {res for rule in rules for res in rule["resources"]} == {
+        "pods",
+        "persistentvolumeclaims",
+        "services",
+        "events",
+    }
+    binding = r.one("kubernetes:rbac.authorization.k8s.io/v1:RoleBinding")
+    assert binding.inputs["subjects"] == [{"kind": "ServiceAccount", "name": "hub", "namespace": "jupyterhub"}]
+    assert binding.inputs["roleRef"]["name"] == role.inputs["metadata"]["name"]
+    for obj in (role, binding):
+        assert "gpu-jupyterhub:hub:JupyterHub" in obj.parent
+        validate(manifest_from_inputs(obj.type, obj.inputs))
+    values = r.one("kubernetes:helm.sh/v3:Release").inputs["values"]
+    assert values["rbac"] == {"create": False}
+    rendered = render(values)
+    assert not [o for o in rendered if o["kind"] in ("Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")]
+    (account,) = [o for o in rendered if o["kind"] == "ServiceAccount" and o["metadata"]["name"] == "hub"]
+    assert account["metadata"]["name"] == binding.inputs["subjects"][0]["name"]

@@ -290,8 +290,7 @@ def test_the_form_of_a_mixed_cluster() -> None:
         "display_name": "Other image from harbor.lab.example",
         "display_name_in_choices": "Other image from harbor.lab.example...",
         # HTML-escaped: the form prints it unescaped into a title attribute, where the browser shows <name>
-        "validation_message": "Only images from harbor.lab.example/jupyter/&lt;name&gt;:&lt;tag&gt; or "
-        "@sha256:&lt;digest&gt;",
+        "validation_message": "Only images from harbor.lab.example/jupyter/&lt;name&gt; with a tag or digest",
     }
 
 

@@ -105,6 +105,11 @@ def test_b_up_deploys_the_hub_storage_and_prepullers(project: PulumiProject, sta
     pvc = kubectl_json("homelab", "-n", NAMESPACE, "get", "pvc", CLAIM_NAME)
     assert pv["status"]["phase"] == "Bound" and pvc["status"]["phase"] == "Bound"
     assert pv["spec"]["csi"]["driver"] == "seaweedfs-csi-driver"
+    # the hub's Role (components/hub_rbac.py) in place of the chart's: KubeSpawner's objects, no Secrets
+    hub_account = f"--as=system:serviceaccount:{NAMESPACE}:hub"
+    for verb, resource, answer in (("get", "secrets", "no"), ("list", "secrets", "no"), ("create", "pods", "yes")):
+        can = cluster.kubectl("homelab", "-n", NAMESPACE, "auth", "can-i", verb, resource, hub_account, check=False)
+        assert can.stdout.strip() == answer, (verb, resource, can.stdout, can.stderr)
     hub_db = kubectl_json("homelab", "-n", NAMESPACE, "get", "pvc", "hub-db-dir")
     assert hub_db["status"]["phase"] == "Bound"
     daemonsets = kubectl_json("homelab", "-n", NAMESPACE, "get", "daemonsets")["items"]

@@ -148,6 +148,10 @@ def test_b2_the_form_shows_free_gpus_from_the_availability_service(stack: realno
     for where in ("--all-namespaces", "--namespace=kube-system"):
         can = cluster.kubectl(CLUSTER, "auth", "can-i", "list", "pods", where, f"--as={hub_account}", check=False)
         assert can.stdout.strip() == "no", (where, can.stdout, can.stderr)
+    # nor read a Secret of its own namespace (the chart's Role allowed it; components/hub_rbac.py does not)
+    can = cluster.kubectl(CLUSTER, "auth", "can-i", "get", "secrets", f"--namespace={NAMESPACE}", f"--as={hub_account}",
+                          check=False)  # fmt: skip
+    assert can.stdout.strip() == "no", (can.stdout, can.stderr)
     service_account = f"system:serviceaccount:{NAMESPACE}:gpu-availability"
     can = cluster.kubectl(CLUSTER, "auth", "can-i", "list", "pods", "--all-namespaces", f"--as={service_account}")
     assert can.stdout.strip() == "yes"
