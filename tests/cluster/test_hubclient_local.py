@@ -71,7 +71,9 @@ def test_verifier_named_servers_across_nodes_flags_missing_gpu(local_hub: LocalH
         named_servers=True,
     )
     report = Verifier(HubClient(settings.hub_url, settings.token), settings).run()
-    figures_table("local hub, named servers (no GPU here: the GPU row must FAIL)", report.table())
+    gap = frozenset({"GPU visible [gpu]"})
+    figures_table("local hub, named servers (no GPU here: the verifier flags the GPU row)", report.table(gap))
+    assert "| FAIL " in report.table(), "a real deploy's report says FAIL"
 
     # this machine has no GPU, so the GPU profile must be reported; nothing else may be
     assert report.problems == [
