@@ -6,8 +6,10 @@ every pod of the cluster, other applications' inline environment values included
 a pod of its own with its own ServiceAccount and a ClusterRole that may only list and watch nodes and pods,
 and it hands out only per-node totals (free/total GPUs, CPU and memory, with the labels and taints that decide
 where a profile's pods may go): ``GET /usage`` answers ``{"generation": n, "nodes": {...}}`` with an ETag, and
-304 when the caller already has that generation; 503 until the first lists are in. ``GET /healthz`` answers
-while the process serves. The hub polls it (``live_profiles.RemoteUsage``).
+304 when the caller already has that generation; 503 until the first lists are in. ``GET /holders`` answers
+who holds GPUs (a hub user's server by user and server name, other pods by namespace only), the same way, for
+the GPU overview (gpu_overview.py). ``GET /healthz`` answers while the process serves. The hub polls it
+(``live_profiles.RemoteUsage``).
 
 Runs the watch of ``live_profiles.ClusterCache`` (the file beside this one: both are shipped together, from
 ``components/``, into one ConfigMap) on the chart's hub image: Python, tornado and kubernetes_asyncio.
@@ -31,37 +33,36 @@ def load_live_profiles():
     return module
 
 
-class UsageBody:
+class GenerationBody:
     """The JSON body of one generation, encoded once however many pollers ask for it."""
 
-    def __init__(self, cache):
-        self.cache = cache
+    def __init__(self, cache, key, read):
+        self.cache, self.key, self.read = cache, key, read
         self.generation = None
         self.body = b""
 
     def current(self):
         if self.generation != self.cache.generation:
             generation = self.cache.generation
-            self.body = json.dumps(
-                {"generation": generation, "nodes": self.cache.usage()}, sort_keys=True
-            ).encode()
+            self.body = json.dumps({"generation": generation, self.key: self.read()}, sort_keys=True).encode()
             self.generation = generation
         return self.generation, self.body
 
 
 def make_app(cache):
-    """The tornado application over a cache (anything with ``synced``, ``generation`` and ``usage()``)."""
+    """The tornado application over a cache (anything with ``synced``, ``generation``, ``usage()`` and
+    ``holder_list()``)."""
     from tornado import web
 
-    body = UsageBody(cache)
+    class Generational(web.RequestHandler):
+        body = None
 
-    class Usage(web.RequestHandler):
         def get(self):
             if not all(cache.synced.values()):
                 self.set_status(503)
                 self.finish({"message": "the node and pod watch is not synced yet"})
                 return
-            generation, data = body.current()
+            generation, data = self.body.current()
             etag = f'"{generation}"'
             self.set_header("ETag", etag)
             self.set_header("Cache-Control", "no-cache")
@@ -79,7 +80,13 @@ def make_app(cache):
         def get(self):
             self.finish({"synced": all(cache.synced.values())})
 
-    return web.Application([(r"/usage", Usage), (r"/healthz", Health)])
+    class Usage(Generational):
+        body = GenerationBody(cache, "nodes", cache.usage)
+
+    class Holders(Generational):
+        body = GenerationBody(cache, "holders", cache.holder_list)
+
+    return web.Application([(r"/usage", Usage), (r"/holders", Holders), (r"/healthz", Health)])
 
 
 def parse_args(argv):

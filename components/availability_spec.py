@@ -25,9 +25,14 @@ HUB_POD_LABELS = {"app": "jupyterhub", "component": "hub"}
 RESOURCES = {"requests": {"cpu": "20m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}}
 
 
+def service_base(namespace: str) -> str:
+    """The service's address (its Service's cluster DNS name)."""
+    return f"http://{NAME}.{namespace}.svc:{PORT}"
+
+
 def service_url(namespace: str) -> str:
-    """Where the hub polls the totals (the Service's cluster DNS name)."""
-    return f"http://{NAME}.{namespace}.svc:{PORT}/usage"
+    """Where the hub polls the totals."""
+    return f"{service_base(namespace)}/usage"
 
 
 def cluster_role_name(namespace: str) -> str:

@@ -462,6 +462,17 @@ class ProfilesConfig(_Model):
         "still works), so GPU machines keep their CPU and memory for GPU users.",
     )
     liveAvailability: bool = Field(True, description="Refresh GPU choices at spawn time with free/total GPUs per node.")
+    gpuOverview: bool = Field(
+        True,
+        description="The GPU overview page in the hub's Services menu: who holds which GPU, since when, last "
+        "activity (users see their own servers, admins all); needs liveAvailability.",
+    )
+    dcgmExporterUrl: str | None = Field(
+        None,
+        description="Metrics URL of NVIDIA's DCGM exporter in the cluster (e.g. "
+        "http://nvidia-dcgm-exporter.gpu-operator.svc:9400/metrics): the GPU overview adds utilization and memory "
+        "per GPU.",
+    )
     maxGpusPerUser: int = Field(
         2,
         ge=0,
@@ -478,6 +489,15 @@ class ProfilesConfig(_Model):
     gpuGroups: list[str] = Field(
         [], description="If set, only members of these groups see GPU profiles (live availability on)."
     )
+
+    @field_validator("dcgmExporterUrl")
+    @classmethod
+    def _metrics_url(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?", v):
+            raise ValueError(
+                "an http:// or https:// URL of host, optional port and path, e.g. http://dcgm:9400/metrics"
+            )
+        return v
 
     @field_validator("gpuQuota")
     @classmethod

@@ -96,6 +96,21 @@ def _cpu_memory_requests(pod):
     return cpu, mem
 
 
+def _holder(pod, node, gpus):
+    meta = pod.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    user = annotations.get("hub.jupyter.org/username")
+    return {
+        "node": node,
+        "namespace": meta.get("namespace") or "",
+        "pod": (meta.get("name") or "") if user else "",
+        "user": user if isinstance(user, str) else None,
+        "server": str(annotations.get("hub.jupyter.org/servername") or "") if user else "",
+        "gpus": dict(sorted(gpus.items())),
+        "since": (pod.get("status") or {}).get("startTime") or meta.get("creationTimestamp") or "",
+    }
+
+
 def _node_entry(node):
     status = node.get("status") or {}
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
@@ -122,6 +137,7 @@ class ClusterCache:
         self.nodes = {}  # name -> _node_entry
         self.pods = {}  # key -> (node, gpus, cpu, memory): what the pod holds
         self.used = {}  # node -> [gpus dict, cpu, memory]
+        self.holders = {}  # key -> _holder: who holds GPUs where (the GPU overview; never reaches the form)
         self.synced = {"nodes": False, "pods": False}
         self.generation = 0
         self.task = None
@@ -147,6 +163,7 @@ class ClusterCache:
         meta = pod.get("metadata") or {}
         key = key if key is not None else meta.get("uid") or f"{meta.get('namespace')}/{meta.get('name')}"
         old = self.pods.pop(key, None)
+        self.holders.pop(key, None)
         if old is not None:
             self._add(*old, -1)
         phase = (pod.get("status") or {}).get("phase")
@@ -155,14 +172,23 @@ class ClusterCache:
             held = (node, _pod_requests(pod), *_cpu_memory_requests(pod))
             self.pods[key] = held
             self._add(*held, 1)
+            if any(held[1].values()):
+                self.holders[key] = _holder(pod, node, held[1])
         self.generation += 1
+
+    def holder_list(self):
+        """Who holds GPUs, sorted by node: a hub user's server by its user and server names (annotations
+        KubeSpawner sets), any other pod only as "other" with its namespace."""
+        return sorted(
+            self.holders.values(), key=lambda h: (h["node"], h["namespace"], h["user"] or "", h["server"])
+        )
 
     def take_list(self, kind, fresh):
         """Replace one kind by a complete fresh list (another ClusterCache fed with it)."""
         if kind == "nodes":
             self.nodes = fresh.nodes
         else:
-            self.pods, self.used = fresh.pods, fresh.used
+            self.pods, self.used, self.holders = fresh.pods, fresh.used, fresh.holders
         self.synced[kind] = True
         self.generation += 1
 

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from components.availability_spec import hub_egress_rule, service_url
+from components.availability_spec import hub_egress_rule, service_base, service_url
 from components.chart_images import chart_image_refs, chart_image_values
 from components.config import StackConfig
 from components.hub_guard import LOGIN_FAILURES, LOGIN_PAUSE_SECONDS
@@ -26,6 +26,11 @@ GUARD_SOURCE = Path(__file__).with_name("hub_guard.py")
 GPU_CULLER_SOURCE = Path(__file__).with_name("gpu_culler.py")
 GPU_CULLER_PATH = "/usr/local/etc/gpu-jupyterhub/gpu_culler.py"
 # What the GPU culler may do, nothing more: list users, read their servers and activity, stop servers.
+GPU_OVERVIEW_SOURCE = Path(__file__).with_name("gpu_overview.py")
+GPU_OVERVIEW_PATH = "/usr/local/etc/gpu-jupyterhub/gpu_overview.py"
+GPU_OVERVIEW_PORT = 10101
+# read-only: users, their admin flag and servers' activity; never a server's stop or start
+GPU_OVERVIEW_SCOPES = ("list:users", "read:users", "read:servers")
 GPU_CULLER_SCOPES = ("list:users", "read:users:activity", "read:servers", "delete:servers")
 PULL_SECRET = "harbor-pull"
 LIVE_PROFILES_SOURCE = Path(__file__).with_name("live_profiles.py")
@@ -192,6 +197,57 @@ def gpu_culler_values(cfg: StackConfig, plan: ProfilePlan) -> dict[str, Any]:
     }
 
 
+def _chart_pods(component: str) -> dict[str, Any]:
+    return {"podSelector": {"matchLabels": {"app": "jupyterhub", "release": "jupyterhub", "component": component}}}
+
+
+def gpu_overview_values(cfg: StackConfig) -> dict[str, Any]:
+    """The GPU overview (components/gpu_overview.py), a hub service in the hub pod, reached through the proxy:
+    hub.services/loadRoles/extraFiles, the hub Service's extra port and the two pods' network rules. Empty
+    without the availability service it reads from."""
+    if not (cfg.profiles.liveAvailability and cfg.profiles.gpuOverview):
+        return {}
+    command = [
+        "python3",
+        GPU_OVERVIEW_PATH,
+        f"--port={GPU_OVERVIEW_PORT}",
+        f"--source={service_base(cfg.namespace)}",
+    ]
+    if cfg.profiles.dcgmExporterUrl:
+        command.append(f"--dcgm-url={cfg.profiles.dcgmExporterUrl}")
+    port = [{"port": GPU_OVERVIEW_PORT}]
+    return {
+        "services": {
+            "gpu-overview": {
+                "url": f"http://hub:{GPU_OVERVIEW_PORT}",
+                "command": command,
+                "display": True,
+                "oauth_no_confirm": True,
+            }
+        },
+        "loadRoles": {
+            "gpu-overview": {"services": ["gpu-overview"], "scopes": list(GPU_OVERVIEW_SCOPES)},
+            # every user may open it (the page shows them their own servers)
+            "user": {"scopes": ["self", "access:services!service=gpu-overview"]},
+        },
+        "extraFiles": {"gpu-overview": {"mountPath": GPU_OVERVIEW_PATH, "stringData": GPU_OVERVIEW_SOURCE.read_text()}},
+        "service": {
+            "extraPorts": [{"name": "gpu-overview", "port": GPU_OVERVIEW_PORT, "targetPort": GPU_OVERVIEW_PORT}]
+        },
+        "networkPolicy": {"ingress": [{"from": [_chart_pods("proxy")], "ports": port}]},
+        "proxy_egress": [{"to": [_chart_pods("hub")], "ports": port}],
+    }
+
+
+def _merge_hub_extras(*parts: dict[str, Any]) -> dict[str, Any]:
+    """hub.* sections of several hub services, their dicts merged by key."""
+    out: dict[str, Any] = {}
+    for part in parts:
+        for key, value in part.items():
+            out[key] = {**out.get(key, {}), **value} if isinstance(value, dict) else [*out.get(key, []), *value]
+    return out
+
+
 def gpu_quota(cfg: StackConfig) -> dict[str, Any]:
     """The per-user GPU quota as the hub-side guard reads it (see hub_guard.gpu_limit)."""
     p = cfg.profiles
@@ -273,7 +329,9 @@ def values_from_plan(cfg: StackConfig, plan: ProfilePlan, refs: dict[str, str]) 
 
     user_egress = [{"to": [{"ipBlock": {"cidr": c}}]} for c in sorted(cfg.network.userEgressCidrs)]
     cpu = cfg.profiles.cpu
-    hub_extra: dict[str, Any] = gpu_culler_values(cfg, plan)
+    hub_extra: dict[str, Any] = _merge_hub_extras(gpu_culler_values(cfg, plan), gpu_overview_values(cfg))
+    proxy_egress = hub_extra.pop("proxy_egress", [])
+    hub_ingress = hub_extra.pop("networkPolicy", {}).get("ingress", [])
     image_values = chart_image_values(chart_images(cfg))
     # Chart images from the user's registry pull with the user pods' secret: the chart's top-level
     # imagePullSecrets reaches every pod it renders, and its hub config hands the same list to KubeSpawner for
@@ -297,9 +355,13 @@ def values_from_plan(cfg: StackConfig, plan: ProfilePlan, refs: dict[str, str]) 
                 "enabled": True,
                 "egressAllowRules": {"privateIPs": cfg.network.hubPrivateEgress},
                 "egress": [hub_egress_rule()] if cfg.profiles.liveAvailability else [],
+                "ingress": hub_ingress,
             },
         },
-        "proxy": {"service": {"type": "ClusterIP"}, "chp": {"extraPodSpec": {"affinity": CORE_POD_AFFINITY}}},
+        "proxy": {
+            "service": {"type": "ClusterIP"},
+            "chp": {"extraPodSpec": {"affinity": CORE_POD_AFFINITY}, "networkPolicy": {"egress": proxy_egress}},
+        },
         "ingress": ingress,
         "singleuser": {
             "image": {"name": refs["jupyter-ml-cpu"], "tag": "", "pullSecrets": user_pull_secrets},

@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import Any
 
 COMPONENTS = Path(__file__).resolve().parents[1] / "components"
-SHIPPED = [COMPONENTS / n for n in ("live_profiles.py", "hub_guard.py", "gpu_culler.py", "availability_service.py")]
+SHIPPED = [
+    COMPONENTS / n
+    for n in ("live_profiles.py", "hub_guard.py", "gpu_culler.py", "availability_service.py", "gpu_overview.py")
+]
 
 
 def filename_for(text: str) -> str:

@@ -91,6 +91,9 @@ class FakeCache:
         self.usage_calls += 1
         return self.nodes
 
+    def holder_list(self) -> list[dict[str, Any]]:
+        return [{"node": n, "user": "alice", "server": "", "gpus": {"nvidia.com/gpu": 1}} for n in self.nodes]
+
     def set(self, free: int) -> None:
         self.synced = {"nodes": True, "pods": True}
         self.nodes = {
@@ -145,6 +148,10 @@ def test_the_hub_polls_totals_and_a_304_costs_nothing() -> None:
             assert remote.usage()["gpu-1"]["resources"]["nvidia.com/gpu"] == [0, 2]
             health = await LIVE["_http_get"](f"http://127.0.0.1:{port}/healthz", None)
             assert health[0] == 200 and json.loads(health[2]) == {"synced": True}
+            holders = await LIVE["_http_get"](f"http://127.0.0.1:{port}/holders", None)
+            assert holders[0] == 200 and json.loads(holders[2])["holders"][0]["user"] == "alice"
+            again = await LIVE["_http_get"](f"http://127.0.0.1:{port}/holders", holders[1])
+            assert again[0] == 304, "the overview's polls cost nothing while nothing changes"
         finally:
             server.stop()
         # the service is gone: after a few failed polls the hub stops trusting the old totals

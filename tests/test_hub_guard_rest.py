@@ -231,7 +231,8 @@ def test_the_form_offers_only_what_the_quota_allows(tmp_path: Path) -> None:
         page = spawn_page(url, "fay", "x")
         assert f'value="{rtx}"' not in page and 'value="gpu"' not in page and 'value="fine-tuning"' not in page
         assert 'value="cpu"' in page
-        assert "GPU profiles hidden: you use 1 of your 1 GPUs; stop a server to free them." in page, re.findall(r"<p>[^<]*</p>", page)
+        hidden = "GPU profiles hidden: you use 1 of your 1 GPUs; stop a server to free them."
+        assert hidden in page, re.findall(r"<p>[^<]*</p>", page)
         unlimited = spawn_page(url, "gil", "x")
         assert gpu_choices(unlimited, rtx) == ["1"], "gil has the same quota"
 

@@ -655,6 +655,29 @@ def test_network_policies_ingress_and_core_pod_placement() -> None:
                 "ports": [{"port": 8181}],
             }
         ],
+        # the proxy reaches the GPU overview page, a hub service in the hub pod, on its port only
+        "ingress": [
+            {
+                "from": [
+                    {
+                        "podSelector": {
+                            "matchLabels": {"app": "jupyterhub", "release": "jupyterhub", "component": "proxy"}
+                        }
+                    }
+                ],
+                "ports": [{"port": 10101}],
+            }
+        ],
+    }
+    assert values["proxy"]["chp"]["networkPolicy"] == {
+        "egress": [
+            {
+                "to": [
+                    {"podSelector": {"matchLabels": {"app": "jupyterhub", "release": "jupyterhub", "component": "hub"}}}
+                ],
+                "ports": [{"port": 10101}],
+            }
+        ]
     }
     assert values["singleuser"]["networkPolicy"] == {
         "enabled": True,

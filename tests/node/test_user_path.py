@@ -143,6 +143,14 @@ def test_b2_the_form_shows_free_gpus_from_the_availability_service(stack: realno
         )
 
     wait("free GPUs in the hub's spawn form", live_form, 120)
+    # the GPU overview, a hub service in the hub pod, through the proxy and the hub's OAuth login
+    def overview() -> str | None:
+        page = state["alice"].session.get(f"{state['base']}/services/gpu-overview/", timeout=30)
+        ready = page.status_code == 200 and "GPU overview" in page.text and "figures from never" not in page.text
+        return page.text if ready else None
+
+    text = wait("the GPU overview page through the proxy", overview, 120)
+    assert "nvidia.com/gpu free" in text and "Signed in as alice" in text, text[-1500:]
     # the hub's own account cannot list pods outside its namespace any more
     hub_account = f"system:serviceaccount:{NAMESPACE}:hub"
     for where in ("--all-namespaces", "--namespace=kube-system"):
