@@ -21,6 +21,7 @@ from components.backup_spec import (
     PASSWORD_KEY,
     SECRET_KEY,
     backup_cronjobs,
+    backup_guard,
     backup_summary,
 )
 from components.backup_spec import check_target as check_backup_target
@@ -42,6 +43,8 @@ from components.storage_spec import (
     persistent_volume,
     persistent_volume_claim,
     proof_id,
+    shared_code_host,
+    shared_code_objects,
     verification_jobs,
     verification_nodes,
 )
@@ -124,10 +127,20 @@ def backup_component(cfg: StackConfig, storage: NotebookStorage, opts: pulumi.Re
     return NotebookBackup(
         "backup",
         NotebookBackupArgs(
-            namespace=cfg.namespace, configmap=backup_configmap(cfg), cronjobs=backup_cronjobs(cfg), secret_data=data
+            namespace=cfg.namespace,
+            configmap=backup_configmap(cfg),
+            cronjobs=backup_cronjobs(cfg),
+            secret_data=data,
+            guard=backup_guard(cfg),
         ),
         opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[storage])),
     )
+
+
+def _shared_code_objects(cfg: StackConfig, inventory: Inventory) -> list[dict[str, Any]]:
+    """storage.sharedCode's local volume and claim, on the node the profile option names (none without one)."""
+    host = shared_code_host(inventory) if cfg.storage.sharedCode is not None else None
+    return list(shared_code_objects(cfg, host)) if host else []
 
 
 def main() -> None:
@@ -223,6 +236,7 @@ def main() -> None:
             writer_jobs=writers,
             reader_jobs=readers,
             job_timeout_seconds=cfg.storage.verifyTimeoutSeconds + 600,
+            shared_code=_shared_code_objects(cfg, inventory),
         ),
         opts=after_ns,
     )

@@ -6,7 +6,7 @@ Pulumi secrets from stack config and never leave as plain text.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -22,6 +22,8 @@ class NotebookBackupArgs:
     cronjobs: list[dict[str, Any]]
     # key -> secret value (RESTIC_PASSWORD, and the S3 keys for an s3: target)
     secret_data: dict[str, pulumi.Output[str]]
+    # the admission policy and binding that keep the Secret out of pods the namespace's accounts make
+    guard: list[dict[str, Any]] = field(default_factory=list)
 
 
 class NotebookBackup(pulumi.ComponentResource):
@@ -30,12 +32,15 @@ class NotebookBackup(pulumi.ComponentResource):
     def __init__(self, name: str, args: NotebookBackupArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("gpu-jupyterhub:backup:NotebookBackup", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        guard = self._guard(name, args.guard)
         secret = k8s.core.v1.Secret(
             f"{name}-credentials",
             metadata={"name": SECRET_NAME, "namespace": args.namespace, "labels": LABELS},
             type="Opaque",
             string_data=args.secret_data,
-            opts=pulumi.ResourceOptions(parent=self, additional_secret_outputs=["stringData", "data"]),
+            opts=pulumi.ResourceOptions(
+                parent=self, additional_secret_outputs=["stringData", "data"], depends_on=guard
+            ),
         )
         scripts = k8s.core.v1.ConfigMap(
             f"{name}-scripts", metadata=args.configmap["metadata"], data=args.configmap["data"], opts=child
@@ -51,3 +56,22 @@ class NotebookBackup(pulumi.ComponentResource):
         ]
         self.cronjob_names = pulumi.Output.all(*[j.metadata.name for j in jobs])
         self.register_outputs({"cronjob_names": self.cronjob_names})
+
+    def _guard(self, name: str, objects: list[dict[str, Any]]) -> list[pulumi.Resource]:
+        """The policy first, then its binding: the Secret is created only once both hold."""
+        made: list[pulumi.Resource] = []
+        for obj in objects:
+            kind = (
+                k8s.admissionregistration.v1.ValidatingAdmissionPolicy
+                if obj["kind"] == "ValidatingAdmissionPolicy"
+                else k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding
+            )
+            made.append(
+                kind(
+                    f"{name}-{obj['kind'][len('ValidatingAdmission'):].lower()}",
+                    metadata=obj["metadata"],
+                    spec=obj["spec"],
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=list(made)),
+                )
+            )
+        return made

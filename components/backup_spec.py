@@ -239,3 +239,84 @@ def backup_summary(cfg: StackConfig) -> dict[str, str]:
         "run_now": f"kubectl -n {ns} create job --from=cronjob/{BACKUP_CRONJOB} {BACKUP_CRONJOB}-manual",
         "restore": "python -m components.restore --stack <stack> --user <name> [--snapshot <id>|latest]",
     }
+
+
+BACKUP_GUARD = "gpu-jupyterhub-backup-guard"
+
+
+def _refs_expression(secret: str, claims: list[str]) -> str:
+    """CEL: true when a pod refers to neither the backup Secret nor the repository claim, by any field a pod
+    can use to read them (secret and projected volumes, claims, env and envFrom of every container)."""
+    quoted = ", ".join(f"'{c}'" for c in claims)
+    volume = (
+        f"(!has(v.secret) || v.secret.secretName != '{secret}')"
+        f" && (!has(v.persistentVolumeClaim) || !(v.persistentVolumeClaim.claimName in [{quoted}]))"
+        " && (!has(v.projected) || !has(v.projected.sources)"
+        f" || v.projected.sources.all(s, !has(s.secret) || s.secret.name != '{secret}'))"
+    )
+    container = (
+        "(!has(c.env) || c.env.all(e, !has(e.valueFrom) || !has(e.valueFrom.secretKeyRef)"
+        f" || e.valueFrom.secretKeyRef.name != '{secret}'))"
+        f" && (!has(c.envFrom) || c.envFrom.all(f, !has(f.secretRef) || f.secretRef.name != '{secret}'))"
+    )
+    return (
+        f"(!has(object.spec.volumes) || object.spec.volumes.all(v, {volume}))"
+        f" && object.spec.containers.all(c, {container})"
+        f" && (!has(object.spec.initContainers) || object.spec.initContainers.all(c, {container}))"
+        f" && (!has(object.spec.ephemeralContainers) || object.spec.ephemeralContainers.all(c, {container}))"
+    )
+
+
+def backup_guard_objects(namespace: str, claim: str | None) -> list[dict[str, Any]]:
+    """A ValidatingAdmissionPolicy and its binding: no service account of the namespace (the hub's above all,
+    which creates user pods) may create or change a pod that mounts the backup Secret or the repository claim.
+    The backup Jobs' pods are made by the Job controller and restores by the admin, so they pass; without this,
+    whoever controlled the hub could read the restic password or delete the backups through a pod of its own."""
+    claims = [claim] if claim else []
+    name = f"{BACKUP_GUARD}-{namespace}"
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name, "labels": dict(LABELS)},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+                "resourceRules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE", "UPDATE"],
+                        "resources": ["pods", "pods/ephemeralcontainers"],
+                    }
+                ],
+            },
+            "matchConditions": [
+                {
+                    "name": "a-service-account-of-the-namespace",
+                    "expression": f"request.userInfo.username.startsWith('system:serviceaccount:{namespace}:')",
+                }
+            ],
+            "validations": [
+                {
+                    "expression": _refs_expression(SECRET_NAME, claims),
+                    "message": f"pods made by service accounts of {namespace} may not use the backup Secret "
+                    f"{SECRET_NAME}" + (f" or the repository claim {claim}" if claim else ""),
+                    "reason": "Forbidden",
+                }
+            ],
+        },
+    }
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name, "labels": dict(LABELS)},
+        "spec": {"policyName": name, "validationActions": ["Deny"]},
+    }
+    return [policy, binding]
+
+
+def backup_guard(cfg: StackConfig) -> list[dict[str, Any]]:
+    """``backup_guard_objects`` for this stack's namespace and ``claim:`` target."""
+    target = cfg.backup.target or ""
+    return backup_guard_objects(cfg.namespace, target.removeprefix("claim:") if target.startswith("claim:") else None)

@@ -336,8 +336,8 @@ class CullingConfig(_Model):
 class NetworkConfig(_Model):
     userEgressCidrs: list[str] = Field(
         [],
-        description="Extra private CIDRs user pods may reach (e.g. an in-cluster model endpoint); public "
-        "internet and DNS are always allowed.",
+        description="Extra CIDRs user pods may reach (e.g. an in-cluster model endpoint); the internet "
+        "without private, CGNAT, link-local and node addresses, and the cluster's DNS, are always allowed.",
     )
     hubPrivateEgress: bool = Field(
         True, description="Let the hub reach private IPs (an in-cluster identity provider such as Keycloak)."
@@ -714,7 +714,9 @@ class StorageConfig(_Model):
     scratchSize: Quantity = Field("50Gi", description="Size limit of the per-pod local scratch directory.")
     shmSize: Quantity = Field("8Gi", description="Size of /dev/shm (memory) for PyTorch data loaders.")
     sharedCode: SharedCodeConfig | None = Field(
-        None, description="Optional read-only host path from the control-plane node."
+        None,
+        description="Optional read-only directory of the control-plane node, offered in the CPU profile "
+        "through a local PersistentVolume (the namespace stays Pod Security restricted).",
     )
     verifyTimeoutSeconds: int = Field(
         180, ge=10, le=3600, description="How long a verification reader waits for other nodes' markers."

@@ -7,6 +7,7 @@ the program: it is skipped with a reason; a malformed document is a clear ``Node
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Mapping
@@ -112,6 +113,20 @@ class NodeInfo(BaseModel):
     arch: str | None = None  # kubernetes.io/arch
     gpu_capacity: int = 0  # GPUs the device plugin registered, healthy or not (capacity)
     gpu_allocatable: int = 0  # of those, the healthy ones (allocatable)
+    addresses: tuple[str, ...] = ()  # status.addresses of type InternalIP/ExternalIP that parse as IPs, sorted
+
+
+def _addresses(raw: Any) -> tuple[str, ...]:
+    """A node's IP addresses (what user pods must not reach: kubelets, host-network services); anything that
+    is not an IP of type InternalIP or ExternalIP is left out, never an error."""
+    found = set()
+    for entry in raw if isinstance(raw, list) else []:
+        if isinstance(entry, Mapping) and entry.get("type") in ("InternalIP", "ExternalIP"):
+            try:
+                found.add(str(ipaddress.ip_address(str(entry.get("address")))))
+            except ValueError:
+                continue
+    return tuple(sorted(found))
 
 
 class SkippedNode(BaseModel):
@@ -301,6 +316,7 @@ def parse_node(item: Any) -> NodeInfo:
         arch=labels.get("kubernetes.io/arch") or labels.get("beta.kubernetes.io/arch"),
         gpu_capacity=sum(_gpu_slots(capacity, k) for k in whole),
         gpu_allocatable=sum(_gpu_slots(allocatable, k) for k in whole),
+        addresses=_addresses(status.get("addresses")),
     )
     # last, so that the labels read above keep their more specific messages
     for key, value in labels.items():

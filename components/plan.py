@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from components.config import ConfigError, StackConfig, load_stack_file
+from components.egress_spec import BLOCKED_V4, BLOCKED_V6, blocked_addresses
 from components.inventory import InventoryError, from_file
 from components.nodes import Inventory
 from components.profiles import ANY_NODE, ProfilePlan, build_profiles
@@ -209,6 +210,7 @@ def render_table(cfg: StackConfig, plan: ProfilePlan, *, wide: bool = False) -> 
         node_rows.append((r.name, role, r.gpus if wide else _fit(r.gpus, 44), gpu_profiles, r.reason))
     out += _columns(node_rows, None if wide else TABLE_WIDTH).split("\n")
     out += ["", *_chart_image_lines(cfg, wide=wide)]
+    out += ["", *_egress_lines(cfg, plan)]
     notes = plan.notes + registry_notes(cfg) + auth_notes(cfg)
     if notes:
         out += ["", "Notes:", *(f"- {n}" for n in notes)]
@@ -232,6 +234,20 @@ def _chart_image_lines(cfg: StackConfig, *, wide: bool) -> list[str]:
     for path, ref in images.items():
         shown = ref if wide else re.sub(r"@sha256:([a-f0-9]{12})[a-f0-9]{52}$", r"@sha256:\1…", ref)
         lines.append(f"  {path.ljust(width)}  {shown}")
+    return lines
+
+
+def _egress_lines(cfg: StackConfig, plan: ProfilePlan) -> list[str]:
+    """What user pods may reach: the rule values.py deploys (egress_spec), in words."""
+    lines = ["User pods may reach (NetworkPolicy egress): the hub and proxy, DNS in kube-system, and"]
+    listed = 0
+    for cidr, blocked in blocked_addresses(plan.node_addresses).items():
+        lines.append(f"  {cidr} except {', '.join(blocked)}")
+        listed += len([b for b in blocked if b not in BLOCKED_V4 + BLOCKED_V6])
+    known = len(plan.node_addresses)
+    lines.append(f"  ({known} node addresses read from the cluster, {listed} of them outside those blocks and listed)")
+    if cfg.network.userEgressCidrs:
+        lines.append(f"  and network.userEgressCidrs: {', '.join(sorted(cfg.network.userEgressCidrs))}")
     return lines
 
 

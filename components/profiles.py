@@ -40,7 +40,7 @@ from components.image_specs import (
 )
 from components.nodes import GPU_RESOURCE, GpuInfo, Inventory, NodeInfo, blocking_taints, parse_quantity
 from components.sizing import Budget, Size, budget, fraction_sizes, gpu_size, memory_spec
-from components.storage_spec import shared_code_mounts, verification_nodes
+from components.storage_spec import shared_code_host, shared_code_mounts, verification_nodes
 
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 ANY_NODE = "*"  # the node option's "any node" key: never a valid node name, so it cannot collide with one
@@ -80,6 +80,7 @@ class ProfilePlan(BaseModel):
     gpu_nodes: list[str]
     notes: list[str]
     checked_nodes: list[str] = []  # where verifyStorage runs its Jobs (empty when it is off)
+    node_addresses: list[str] = []  # every node's IPs, which user pods may not reach (egress_spec)
 
 
 def _gib(mib: int | None) -> str:
@@ -403,13 +404,6 @@ def build_profiles(cfg: StackConfig, inventory: Inventory, refs: dict[str, str])
         cpu_profile["profile_options"]["sharedCode"] = shared
     elif cfg.storage.sharedCode is not None:
         notes.append("storage.sharedCode is set but no Ready, schedulable control-plane node exists: not offered")
-    if cfg.storage.sharedCode is not None:
-        notes.append(
-            "WARNING: storage.sharedCode mounts a hostPath, which Pod Security forbids at every level but "
-            "privileged, so the namespace enforces none (it still warns and audits at restricted): the hub's "
-            "service account, and whoever takes over the hub, can then create privileged pods, which is root on "
-            "every node. Leave storage.sharedCode unset unless you accept that (docs/security.md, Pods)"
-        )
     agent: dict[str, Any] = {
         "display_name": "Agent Development",
         "slug": "agent-dev",
@@ -528,6 +522,7 @@ def build_profiles(cfg: StackConfig, inventory: Inventory, refs: dict[str, str])
         nodes=rows,
         gpu_nodes=sorted(n.name for nodes in classes.values() for n in nodes),
         notes=notes,
+        node_addresses=sorted({a for n in inventory.nodes for a in n.addresses}),
     )
 
 
@@ -726,10 +721,9 @@ def _shared_code_option(cfg: StackConfig, inventory: Inventory) -> dict[str, Any
     shared = cfg.storage.sharedCode
     if shared is None:
         return None
-    hosts = [n for n in inventory.nodes if n.control_plane and n.ready and n.schedulable]
-    if not hosts:
+    host = shared_code_host(inventory)
+    if host is None:
         return None
-    host = hosts[0]
     volume, mount = shared_code_mounts(cfg)
     return {
         "display_name": "Shared code",
@@ -743,11 +737,11 @@ def _shared_code_option(cfg: StackConfig, inventory: Inventory) -> dict[str, Any
                 },
             },
             "on": {
-                "display_name": f"With {shared.hostPath} read-only (runs on {host.name})",  # escaped later
+                "display_name": f"With {shared.hostPath} read-only (runs on {host})",  # escaped later
                 "kubespawner_override": {
                     "volumes": {"shared-code": volume},
                     "volume_mounts": {"shared-code": mount},
-                    "node_selector": {HOSTNAME_LABEL: host.name},
+                    "node_selector": {HOSTNAME_LABEL: host},
                     "tolerations": [dict(t) for t in USER_POD_TOLERATIONS + CONTROL_PLANE_TOLERATIONS],
                 },
             },

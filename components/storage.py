@@ -23,6 +23,8 @@ class NotebookStorageArgs:
     writer_jobs: list[dict[str, Any]] = field(default_factory=list)
     reader_jobs: list[dict[str, Any]] = field(default_factory=list)
     job_timeout_seconds: int = 600
+    # storage.sharedCode: its local PersistentVolume and claim (storage_spec.shared_code_objects), or none
+    shared_code: list[dict[str, Any]] = field(default_factory=list)
 
 
 class NotebookStorage(pulumi.ComponentResource):
@@ -43,11 +45,24 @@ class NotebookStorage(pulumi.ComponentResource):
             spec=args.claim["spec"],
             opts=pulumi.ResourceOptions.merge(keep, pulumi.ResourceOptions(depends_on=deps)),
         )
+        self._shared_code(name, args.shared_code)
         writers = [self._job(name, "write", i, m, [claim], args) for i, m in enumerate(args.writer_jobs)]
         for i, m in enumerate(args.reader_jobs):
             self._job(name, "read", i, m, writers or [claim], args)
         self.claim_name = claim.metadata.name
         self.register_outputs({"claim_name": self.claim_name})
+
+    def _shared_code(self, name: str, objects: list[dict[str, Any]]) -> None:
+        """The shared code's volume and claim: no user data (the directory stays on its node whatever
+        happens to them), replaced together when the path or the node changes."""
+        after: list[pulumi.Resource] = []
+        for obj in objects:
+            cls = (
+                k8s.core.v1.PersistentVolume if obj["kind"] == "PersistentVolume" else k8s.core.v1.PersistentVolumeClaim
+            )
+            suffix = "volume" if obj["kind"] == "PersistentVolume" else "claim"
+            opts = pulumi.ResourceOptions(parent=self, depends_on=after, delete_before_replace=True)
+            after = [cls(f"{name}-shared-code-{suffix}", metadata=obj["metadata"], spec=obj["spec"], opts=opts)]
 
     def _job(
         self,

@@ -63,13 +63,70 @@ def singleuser_storage_values(cfg: StackConfig) -> dict[str, Any]:
     }
 
 
+SHARED_CODE_CLAIM = "shared-code"
+
+
 def shared_code_mounts(cfg: StackConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Volume and mount for the control-plane host path; ``Directory`` so nothing is created elsewhere."""
+    """Volume and mount for the shared code: its claim, read-only. A claim, not a hostPath, so the namespace
+    keeps Pod Security "restricted" (which forbids hostPath volumes) and the hub can create no privileged pod."""
     shared = cfg.storage.sharedCode
     assert shared is not None
-    volume = {"name": "shared-code", "hostPath": {"path": shared.hostPath, "type": "Directory"}}
+    volume = {"name": "shared-code", "persistentVolumeClaim": {"claimName": SHARED_CODE_CLAIM, "readOnly": True}}
     mount = {"name": "shared-code", "mountPath": shared.mountPath, "readOnly": True}
     return volume, mount
+
+
+def shared_code_host(inventory: Inventory) -> str | None:
+    """The node that serves the shared code: the first Ready, schedulable control-plane node (by name)."""
+    hosts = sorted(n.name for n in inventory.nodes if n.control_plane and n.ready and n.schedulable)
+    return hosts[0] if hosts else None
+
+
+def shared_code_volume_name(namespace: str) -> str:
+    return f"gpu-jupyterhub-shared-code-{namespace}"
+
+
+def shared_code_objects(cfg: StackConfig, host: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A ``local`` PersistentVolume of the host directory on ``host`` (the scheduler places the pods that use it
+    there), read-only many, retained; and the claim bound to it. The directory must exist on the node: the
+    kubelet refuses to start a pod whose local volume is missing, and creates nothing."""
+    shared = cfg.storage.sharedCode
+    assert shared is not None
+    name = shared_code_volume_name(cfg.namespace)
+    labels = {"app.kubernetes.io/part-of": "gpu-jupyterhub", "app.kubernetes.io/component": "shared-code"}
+    volume = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "accessModes": ["ReadOnlyMany"],
+            "capacity": {"storage": "1Gi"},  # nominal: a local volume is the directory as it is
+            "persistentVolumeReclaimPolicy": "Retain",
+            "storageClassName": "",
+            "volumeMode": "Filesystem",
+            "claimRef": {"namespace": cfg.namespace, "name": SHARED_CODE_CLAIM},
+            "local": {"path": shared.hostPath},
+            "nodeAffinity": {
+                "required": {
+                    "nodeSelectorTerms": [
+                        {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": [host]}]}
+                    ]
+                }
+            },
+        },
+    }
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": SHARED_CODE_CLAIM, "namespace": cfg.namespace, "labels": labels},
+        "spec": {
+            "accessModes": ["ReadOnlyMany"],
+            "storageClassName": "",
+            "volumeName": name,
+            "resources": {"requests": {"storage": "1Gi"}},
+        },
+    }
+    return volume, claim
 
 
 def volume_attributes(cfg: StackConfig) -> dict[str, str]:

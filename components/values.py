@@ -13,6 +13,7 @@ from typing import Any
 from components.availability_spec import hub_egress_rule, service_base, service_url
 from components.chart_images import chart_image_refs, chart_image_values
 from components.config import StackConfig
+from components.egress_spec import user_egress_rules
 from components.hub_guard import LOGIN_FAILURES, LOGIN_PAUSE_SECONDS
 from components.nodes import Inventory
 from components.profiles import ProfilePlan, build_profiles
@@ -327,7 +328,7 @@ def values_from_plan(cfg: StackConfig, plan: ProfilePlan, refs: dict[str, str]) 
     if cfg.hub.ingressClassName:
         ingress["ingressClassName"] = cfg.hub.ingressClassName
 
-    user_egress = [{"to": [{"ipBlock": {"cidr": c}}]} for c in sorted(cfg.network.userEgressCidrs)]
+    user_egress = user_egress_rules(plan.node_addresses, cfg.network.userEgressCidrs)
     cpu = cfg.profiles.cpu
     hub_extra: dict[str, Any] = _merge_hub_extras(gpu_culler_values(cfg, plan), gpu_overview_values(cfg))
     proxy_egress = hub_extra.pop("proxy_egress", [])
@@ -369,6 +370,8 @@ def values_from_plan(cfg: StackConfig, plan: ProfilePlan, refs: dict[str, str]) 
             "uid": 1000,
             "fsGid": 100,
             "allowPrivilegeEscalation": False,
+            # The chart's iptables block needs a root init container with NET_ADMIN, which Pod Security
+            # "restricted" refuses; the NetworkPolicy below blocks all of link-local (the metadata address too).
             "cloudMetadata": {"blockWithIptables": False},
             "cpu": {"guarantee": cpu.cpuGuarantee, "limit": cpu.cpuLimit},
             "memory": {"guarantee": cpu.memGuarantee, "limit": cpu.memLimit},
@@ -379,11 +382,14 @@ def values_from_plan(cfg: StackConfig, plan: ProfilePlan, refs: dict[str, str]) 
             "storage": singleuser_storage_values(cfg),
             "networkPolicy": {
                 "enabled": True,
+                # the chart's rules left CGNAT, link-local and public node addresses open, and DNS to every
+                # private address: only DNS to kube-system stays, egress_spec's rule does the rest
                 "egressAllowRules": {
                     "cloudMetadataServer": False,
+                    "dnsPortsCloudMetadataServer": False,
                     "dnsPortsKubeSystemNamespace": True,
-                    "dnsPortsPrivateIPs": True,
-                    "nonPrivateIPs": True,
+                    "dnsPortsPrivateIPs": False,
+                    "nonPrivateIPs": False,
                     "privateIPs": False,
                 },
                 "egress": user_egress,
@@ -503,12 +509,10 @@ def _chart_image_notes(cfg: StackConfig) -> list[str]:
 
 
 def pod_security_labels(cfg: StackConfig) -> dict[str, str]:
-    """Pod Security Admission labels of the namespace: enforce "restricted" (every pod the program and the
-    chart create meets it), unless storage.sharedCode mounts a hostPath, which every level but
-    "privileged" forbids; warn and audit at "restricted" always, so a violation is visible either way."""
-    enforce = "privileged" if cfg.storage.sharedCode is not None else "restricted"
+    """Pod Security Admission labels of the namespace: enforce, warn and audit "restricted" (every pod the
+    program and the chart create meets it; shared code comes through a claim, not a hostPath)."""
     labels = {}
-    for mode, level in (("enforce", enforce), ("warn", "restricted"), ("audit", "restricted")):
-        labels[f"pod-security.kubernetes.io/{mode}"] = level
+    for mode in ("enforce", "warn", "audit"):
+        labels[f"pod-security.kubernetes.io/{mode}"] = "restricted"
         labels[f"pod-security.kubernetes.io/{mode}-version"] = "latest"
     return labels

@@ -10,8 +10,15 @@ import kubernetes_validate
 K8S_VERSIONS = ("1.28", "1.33")
 
 
+# admissionregistration.k8s.io/v1 policies are GA from 1.30 (the backup guard, README "Backups")
+SINCE = {"admissionregistration.k8s.io/v1": "1.30"}
+
+
 def validate(manifest: dict[str, Any]) -> None:
+    since = SINCE.get(manifest.get("apiVersion", ""), "0")
     for version in K8S_VERSIONS:
+        if tuple(map(int, version.split("."))) < tuple(map(int, since.split("."))):
+            version = since
         kubernetes_validate.validate(manifest, version, strict=True)
 
 

@@ -16,11 +16,13 @@ import yaml
 from components import backup_spec
 from components.backup_spec import (
     BACKUP_CRONJOB,
+    BACKUP_GUARD,
     CHECK_CRONJOB,
     CONFIGMAP_NAME,
     SCRIPTS,
     SECRET_NAME,
     backup_cronjobs,
+    backup_guard,
     configmap,
     restore_job,
     user_pod_claims,
@@ -50,6 +52,9 @@ def raw(**backup: Any) -> dict[str, Any]:
         **backup,
     }
     return out
+
+
+NAMESPACE = parse_config(raw()).namespace
 
 
 @pytest.mark.parametrize(
@@ -169,12 +174,36 @@ def test_the_program_registers_backups_with_secrets_kept_secret() -> None:
     assert sorted(c.inputs["metadata"]["name"] for c in crons) == [BACKUP_CRONJOB, CHECK_CRONJOB]
     component = next(x for x in r.resources if x.type == "gpu-jupyterhub:backup:NotebookBackup")
     scripts = next(x for x in r.of_type("kubernetes:core/v1:ConfigMap") if x.name.endswith("backup-scripts"))
-    for child in [*crons, secret, scripts]:
+    guard = [
+        *r.of_type("kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy"),
+        *r.of_type("kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding"),
+    ]
+    assert [g.inputs["metadata"]["name"] for g in guard] == [f"{BACKUP_GUARD}-{NAMESPACE}"] * 2
+    for child in [*crons, secret, scripts, *guard]:
         assert child.parent == component.urn_name or child.parent.endswith(component.name)
         validate(manifest_from_inputs(child.type, child.inputs))
     assert r.outputs["backup"]["last_success"].endswith("-o jsonpath='{.status.lastSuccessfulTime}'")
     plain = run_program(copy.deepcopy(BASE_CONFIG), nodes_json=nodes_json("mixed"), secret_keys=("auth", "registry"))
     assert plain.of_type("kubernetes:batch/v1:CronJob") == [] and "backup" not in plain.outputs
+    assert plain.of_type("kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy") == []
+
+
+def test_the_guard_keeps_the_secret_and_the_repository_claim_from_the_namespaces_accounts() -> None:
+    """What the API server enforces (tests/e2e/test_engine.py tries each way in); here: what it is told."""
+    policy, binding = backup_guard(parse_config(raw(target="claim:restic-repo", credentials=None)))
+    assert binding["spec"] == {"policyName": policy["metadata"]["name"], "validationActions": ["Deny"]}
+    spec = policy["spec"]
+    assert spec["failurePolicy"] == "Fail"
+    [condition] = spec["matchConditions"]
+    assert condition["expression"] == f"request.userInfo.username.startsWith('system:serviceaccount:{NAMESPACE}:')"
+    assert spec["matchConstraints"]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": NAMESPACE}
+    assert spec["matchConstraints"]["resourceRules"][0]["operations"] == ["CREATE", "UPDATE"]
+    rule = spec["validations"][0]["expression"]
+    for field in ("v.secret.secretName", "s.secret.name", "secretKeyRef.name", "f.secretRef.name", "claimName"):
+        assert field in rule
+    assert "['restic-repo']" in rule and rule.count(f"'{SECRET_NAME}'") == 2 + 2 * 3
+    s3 = backup_guard(parse_config(raw()))[0]["spec"]["validations"][0]["expression"]
+    assert "claimName in []" in s3
 
 
 def stack_file(tmp_path: Path, cfg: dict[str, Any]) -> Path:

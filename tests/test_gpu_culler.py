@@ -42,9 +42,10 @@ def test_the_service_runs_with_its_own_role_on_the_gpu_profiles() -> None:
 
 
 def test_off_without_gpu_profiles_or_when_switched_off() -> None:
-    assert "services" not in values_for("nogpu")["hub"]
-    assert "services" not in values_for(gpuTimeoutSeconds=0)["hub"]
-    assert "services" not in values_for(enabled=False)["hub"]
+    for hub in (values_for("nogpu")["hub"], values_for(gpuTimeoutSeconds=0)["hub"], values_for(enabled=False)["hub"]):
+        assert "gpu-culler" not in hub.get("services", {})
+        assert "gpu-culler" not in hub.get("loadRoles", {})
+        assert "gpu-culler" not in hub.get("extraFiles", {})
 
 
 def test_idle_selection() -> None:

@@ -217,7 +217,7 @@ def test_shared_code_only_on_the_control_plane_node() -> None:
     assert set(cpu["profile_options"]["sharedCode"]["choices"]) == {"off", "on"}
     on, off = pods(values, [{"profile": "cpu", "sharedCode": "on"}, {"profile": "cpu", "sharedCode": "off"}])
     vol = next(v for v in on["spec"]["volumes"] if v["name"] == "shared-code")
-    assert vol["hostPath"] == {"path": "/srv/shared-code", "type": "Directory"}
+    assert vol["persistentVolumeClaim"] == {"claimName": "shared-code", "readOnly": True}
     assert on["spec"]["nodeSelector"] == {"kubernetes.io/hostname": "cp-1"}
     assert any(t.get("key") == "node-role.kubernetes.io/control-plane" for t in on["spec"]["tolerations"])
     assert not any(v["name"] == "shared-code" for v in off["spec"]["volumes"])

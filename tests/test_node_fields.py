@@ -76,6 +76,7 @@ def test_a_plain_node_whole() -> None:
         "arch": "amd64",
         "gpu_capacity": 0,
         "gpu_allocatable": 0,
+        "addresses": (),
     }
 
 

@@ -37,18 +37,21 @@ def test_user_pods_of_every_profile_are_restricted() -> None:
         assert restricted_violations(pod["spec"]) == [], opts
 
 
-def test_shared_code_is_the_one_exception_and_turns_enforcement_off() -> None:
+def test_shared_code_keeps_the_namespace_restricted() -> None:
+    """Shared code used to be a hostPath volume, which only "privileged" admits, so the namespace enforced
+    nothing and the hub's account could create privileged pods; now it is a read-only claim of a local volume."""
     raw = copy.deepcopy(RAW)
     raw["storage"] = {**raw.get("storage", {}), "sharedCode": {"hostPath": "/srv/code"}}
     cfg = parse_config(raw)
     values = build_values(cfg, parse_nodes(SCENARIOS["mixed"]), GIVEN_REFS)
     [off, on] = pods(values, [{"profile": "cpu", "sharedCode": "off"}, {"profile": "cpu", "sharedCode": "on"}])
     assert restricted_violations(off["spec"]) == []
-    assert restricted_violations(on["spec"]) == ["volume shared-code: ['hostPath']"]
-    assert pod_security_labels(cfg)["pod-security.kubernetes.io/enforce"] == "privileged"
-    assert pod_security_labels(cfg)["pod-security.kubernetes.io/warn"] == "restricted"
-    assert any("Pod Security" in n for n in build_profiles(cfg, parse_nodes(SCENARIOS["mixed"]), GIVEN_REFS).notes)
-    assert pod_security_labels(parse_config(RAW))["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert restricted_violations(on["spec"]) == []
+    volume = next(v for v in on["spec"]["volumes"] if v["name"] == "shared-code")
+    assert volume == {"name": "shared-code", "persistentVolumeClaim": {"claimName": "shared-code", "readOnly": True}}
+    for mode in ("enforce", "warn", "audit"):
+        assert pod_security_labels(cfg)[f"pod-security.kubernetes.io/{mode}"] == "restricted"
+    assert not any("Pod Security" in n for n in build_profiles(cfg, parse_nodes(SCENARIOS["mixed"]), GIVEN_REFS).notes)
 
 
 def test_prepullers_and_storage_checks_are_restricted_and_jobs_have_no_token() -> None:

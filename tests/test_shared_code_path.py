@@ -6,12 +6,15 @@ import copy
 
 import pytest
 
-from components.config import parse_config
+from components.backup_spec import check_target
+from components.config import ConfigError, parse_config
 from components.nodes import parse_nodes
 from components.profiles import build_profiles
-from components.values import pod_security_labels
-from tests.conftest import BASE_CONFIG, GIVEN_REFS
+from components.storage_spec import shared_code_host, shared_code_objects
+from tests.conftest import BASE_CONFIG, GIVEN_REFS, nodes_json
 from tests.fixtures.nodefactory import SCENARIOS
+from tests.k8s import validate
+from tests.program import run_program
 from tests.test_config_messages import problems
 
 KEY = "gpu-jupyterhub:storage.sharedCode.hostPath"
@@ -106,16 +109,48 @@ def test_code_directories_pass_normalised(path: str, stored: str) -> None:
     assert parse_config(raw).storage.sharedCode.hostPath == stored
 
 
-def test_shared_code_still_lowers_enforcement_and_the_plan_says_what_that_risks() -> None:
-    """No Pod Security level admits a hostPath volume without admitting privileged pods (baseline and restricted
-    both forbid hostPath), so the namespace enforces nothing with shared code; the plan warns, naming the risk."""
+def test_shared_code_is_a_read_only_local_volume_on_the_node_the_form_names() -> None:
+    """storage.sharedCode through a local PersistentVolume and its claim (restricted Pod Security admits a
+    claim, never a hostPath); the volume is on the control-plane node the profile option pins pods to."""
     raw = {**copy.deepcopy(BASE_CONFIG), "images": {"build": False, "refs": dict(GIVEN_REFS)}}
-    assert pod_security_labels(parse_config(raw))["pod-security.kubernetes.io/enforce"] == "restricted"
     raw["storage"] = {"sharedCode": {"hostPath": "/srv/code"}}
     cfg = parse_config(raw)
-    labels = pod_security_labels(cfg)
-    assert labels["pod-security.kubernetes.io/enforce"] == "privileged"
-    assert labels["pod-security.kubernetes.io/warn"] == labels["pod-security.kubernetes.io/audit"] == "restricted"
-    notes = build_profiles(cfg, parse_nodes(SCENARIOS["mixed"]), GIVEN_REFS).notes
-    [warning] = [n for n in notes if "hostPath" in n]
-    assert warning.startswith("WARNING: ") and "can then create privileged pods, which is root on every node" in warning
+    inventory = parse_nodes(SCENARIOS["mixed"])
+    host = shared_code_host(inventory)
+    assert host is not None
+    option = build_profiles(cfg, inventory, GIVEN_REFS).profiles[0]["profile_options"]["sharedCode"]
+    assert option["choices"]["on"]["kubespawner_override"]["node_selector"] == {"kubernetes.io/hostname": host}
+    volume, claim = shared_code_objects(cfg, host)
+    assert volume["spec"]["local"] == {"path": "/srv/code"}
+    assert volume["spec"]["accessModes"] == claim["spec"]["accessModes"] == ["ReadOnlyMany"]
+    assert volume["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
+    terms = volume["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"]
+    assert terms == [{"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": [host]}]}]
+    assert volume["spec"]["claimRef"] == {"namespace": "jupyterhub", "name": "shared-code"}
+    assert claim["spec"]["volumeName"] == volume["metadata"]["name"] == "gpu-jupyterhub-shared-code-jupyterhub"
+    for manifest in (volume, claim):
+        validate(manifest)
+    notes = build_profiles(cfg, inventory, GIVEN_REFS).notes
+    assert not [n for n in notes if "privileged" in n or "hostPath" in n]
+
+
+def test_the_program_registers_the_shared_code_volume_and_backups_refuse_its_claim() -> None:
+    raw = {**copy.deepcopy(BASE_CONFIG), "images": {"build": False, "refs": dict(GIVEN_REFS)}}
+    raw["storage"] = {"sharedCode": {"hostPath": "/srv/code"}}
+    r = run_program(raw, nodes_json=nodes_json("mixed"))
+    pv = [x for x in r.of_type("kubernetes:core/v1:PersistentVolume") if "shared-code" in x.name]
+    pvc = [x for x in r.of_type("kubernetes:core/v1:PersistentVolumeClaim") if "shared-code" in x.name]
+    assert len(pv) == len(pvc) == 1
+    assert pv[0].inputs["spec"]["local"] == {"path": "/srv/code"}
+    assert "gpu-jupyterhub:storage:NotebookStorage" in pv[0].parent
+    plain = {**copy.deepcopy(BASE_CONFIG), "images": {"build": False, "refs": dict(GIVEN_REFS)}}
+    none = run_program(plain, nodes_json=nodes_json("mixed"))
+    assert not [x for x in none.of_type("kubernetes:core/v1:PersistentVolume") if "shared-code" in x.name]
+    raw["backup"] = {
+        "enabled": True,
+        "target": "claim:shared-code",
+        "password": "a-restic-password-0123",
+        "image": "harbor.lab.example/proxy/restic/restic@sha256:" + "2" * 64,
+    }
+    with pytest.raises(ConfigError, match=r"gpu-jupyterhub:backup\.target"):
+        check_target(parse_config(raw))

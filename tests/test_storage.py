@@ -296,7 +296,7 @@ def test_user_pod_storage_values_mount_only_declared_volumes() -> None:
         ],
     }
     volume, mount = shared_code_mounts(c)
-    assert volume == {"name": "shared-code", "hostPath": {"path": "/srv/code", "type": "Directory"}}
+    assert volume == {"name": "shared-code", "persistentVolumeClaim": {"claimName": "shared-code", "readOnly": True}}
     assert mount == {"name": "shared-code", "mountPath": c.storage.sharedCode.mountPath, "readOnly": True}
 
 

@@ -107,7 +107,7 @@ def creatable_node(node: dict[str, Any]) -> dict[str, Any]:
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", []))
     annotations = dict(md.get("annotations") or {})
     spec = {k: v for k, v in (node.get("spec") or {}).items() if k in ("taints", "unschedulable", "podCIDR")}
-    keep = ("allocatable", "capacity") if ready else ("allocatable", "capacity", "conditions")
+    keep = ("addresses", "allocatable", "capacity") if ready else ("addresses", "allocatable", "capacity", "conditions")
     new_status = {k: status[k] for k in keep if k in status}
     if ready:
         annotations[KWOK_ANNOTATION] = "fake"  # KWOK initializes its conditions and keeps it Ready

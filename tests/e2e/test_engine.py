@@ -17,6 +17,7 @@ import pytest
 
 from components.backup_spec import BACKUP_CRONJOB, CHECK_CRONJOB, SECRET_NAME
 from components.config import parse_config
+from components.egress_spec import user_egress_rules
 from components.image_specs import IMAGE_SPECS
 from components.nodes import parse_nodes
 from components.profiles import ProfilePlan, build_profiles
@@ -110,6 +111,14 @@ def test_b_up_deploys_the_hub_storage_and_prepullers(project: PulumiProject, sta
     for verb, resource, answer in (("get", "secrets", "no"), ("list", "secrets", "no"), ("create", "pods", "yes")):
         can = cluster.kubectl("homelab", "-n", NAMESPACE, "auth", "can-i", verb, resource, hub_account, check=False)
         assert can.stdout.strip() == answer, (verb, resource, can.stdout, can.stderr)
+    # user egress: the rule in the API server is the one egress_spec makes from the nodes' live addresses
+    live = kubectl_json("homelab", "get", "nodes")["items"]
+    addresses = sorted({a["address"] for n in live for a in n["status"].get("addresses", [])
+                        if a["type"] in ("InternalIP", "ExternalIP")})  # fmt: skip
+    policy = kubectl_json("homelab", "-n", NAMESPACE, "get", "networkpolicy", "singleuser")
+    internet = user_egress_rules(addresses, [])[0]
+    assert internet in policy["spec"]["egress"], policy["spec"]["egress"]
+    assert "203.0.113.40/32" in internet["to"][0]["ipBlock"]["except"], "gpu-4090's public address (the fixture's)"
     hub_db = kubectl_json("homelab", "-n", NAMESPACE, "get", "pvc", "hub-db-dir")
     assert hub_db["status"]["phase"] == "Bound"
     daemonsets = kubectl_json("homelab", "-n", NAMESPACE, "get", "daemonsets")["items"]
@@ -237,6 +246,7 @@ def test_f2_backups_are_created_admitted_and_their_secret_stays_secret(
         assert password not in state and "e2e-secret-key-value" not in state
         assert project.outputs(STACK)["backup"]["schedule"] == "17 3 * * *"
         report("no-change preview with backups", project.pulumi("preview", "--stack", STACK, "--expect-no-changes"))
+        _the_hub_cannot_mount_the_backup_secret()
         cluster.kubectl("homelab", "-n", NAMESPACE, "create", "job", "--from=cronjob/" + BACKUP_CRONJOB, "backup-now")
         pods: list[Any] = []
         for _ in range(60):
@@ -252,6 +262,94 @@ def test_f2_backups_are_created_admitted_and_their_secret_stays_secret(
         project.set_config(STACK, "backup", {"enabled": False})
     report("up with backups off", project.pulumi("up", "--stack", STACK, "--yes", "--skip-preview"))
     assert kubectl_json("homelab", "-n", NAMESPACE, "get", "cronjobs")["items"] == []
+    part_of = "app.kubernetes.io/part-of=gpu-jupyterhub"
+    assert kubectl_json("homelab", "get", "validatingadmissionpolicies", "-l", part_of)["items"] == []
+
+
+def _restricted_pod(name: str, **extra: Any) -> dict[str, Any]:
+    """A pod the namespace's "restricted" Pod Security level admits, plus ``extra`` in its spec."""
+    container = {
+        "name": "c",
+        "image": "busybox",
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "runAsNonRoot": True,
+            "runAsUser": 1000,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+    containers = [{**container, **extra.pop("container", {})}]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {"containers": containers, **extra},
+    }
+
+
+def _the_hub_cannot_mount_the_backup_secret() -> None:
+    """The hub may create pods (user servers), but the API server's admission policy refuses one of its own that
+    would read the backup Secret, by volume, projected volume, env or envFrom; an ordinary pod and the admin's
+    pods are admitted (dry run on the server: admission runs, nothing is stored)."""
+    hub = f"--as=system:serviceaccount:{NAMESPACE}:hub"
+    ref = {"name": SECRET_NAME, "key": "RESTIC_PASSWORD"}
+    attempts = {
+        "volume": {"volumes": [{"name": "s", "secret": {"secretName": SECRET_NAME}}]},
+        "projected": {"volumes": [{"name": "s", "projected": {"sources": [{"secret": {"name": SECRET_NAME}}]}}]},
+        "env": {"container": {"env": [{"name": "P", "valueFrom": {"secretKeyRef": ref}}]}},
+        "envfrom": {"container": {"envFrom": [{"secretRef": {"name": SECRET_NAME}}]}},
+    }
+    for how, extra in attempts.items():
+        pod = json.dumps(_restricted_pod(f"take-{how}", **extra))
+        refused = cluster.kubectl("homelab", "create", "--dry-run=server", "-f", "-", hub, stdin=pod, check=False)
+        assert refused.returncode != 0 and "backup Secret" in refused.stderr, (how, refused.stderr)
+        admitted = cluster.kubectl("homelab", "create", "--dry-run=server", "-f", "-", stdin=pod, check=False)
+        assert admitted.returncode == 0, ("the admin", how, admitted.stderr)
+    plain = json.dumps(_restricted_pod("plain"))
+    admitted = cluster.kubectl("homelab", "create", "--dry-run=server", "-f", "-", hub, stdin=plain, check=False)
+    assert admitted.returncode == 0, admitted.stderr
+
+
+def test_f3_shared_code_keeps_the_namespace_restricted(project: PulumiProject, stack: dict[str, Any]) -> None:
+    """storage.sharedCode used to lower the namespace to enforce=privileged (a hostPath volume), where the hub's
+    service account could create privileged pods. Now: a local volume on the control-plane node and its claim,
+    bound by the real controller; the namespace enforces restricted, and the API server refuses a privileged pod
+    created as the hub's account."""
+    storage = dict(stack["config"]["storage"])
+    project.set_config(STACK, "storage", {**storage, "sharedCode": {"hostPath": "/srv/shared-code"}})
+    try:
+        report("up with shared code", project.pulumi("up", "--stack", STACK, "--yes", "--skip-preview"))
+        labels = kubectl_json("homelab", "get", "namespace", NAMESPACE)["metadata"]["labels"]
+        assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+        pv = kubectl_json("homelab", "get", "pv", f"gpu-jupyterhub-shared-code-{NAMESPACE}")
+        assert pv["spec"]["local"]["path"] == "/srv/shared-code"
+        terms = pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"]
+        assert terms[0]["matchExpressions"][0]["values"] == ["cp-1"]
+        claim: dict[str, Any] = {}
+        for _ in range(60):
+            claim = kubectl_json("homelab", "-n", NAMESPACE, "get", "pvc", "shared-code")
+            if claim["status"].get("phase") == "Bound":
+                break
+            time.sleep(1)
+        assert claim["status"].get("phase") == "Bound", claim["status"]
+        privileged = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "escalate", "namespace": NAMESPACE},
+            "spec": {"containers": [{"name": "c", "image": "busybox", "securityContext": {"privileged": True}}]},
+        }
+        refused = cluster.kubectl(
+            "homelab", "create", "--dry-run=server", "-f", "-", f"--as=system:serviceaccount:{NAMESPACE}:hub",
+            stdin=json.dumps(privileged), check=False,
+        )  # fmt: skip
+        assert refused.returncode != 0 and "violates PodSecurity" in refused.stderr, refused.stderr
+    finally:
+        project.set_config(STACK, "storage", storage)
+    report("up without shared code", project.pulumi("up", "--stack", STACK, "--yes", "--skip-preview"))
+    assert kubectl_json("homelab", "-n", NAMESPACE, "get", "pvc", "-l", "app.kubernetes.io/component=shared-code")[
+        "items"
+    ] == []
 
 
 def test_h_a_second_stack_reads_its_own_cluster(project: PulumiProject, homelab: str) -> None:
