@@ -34,7 +34,7 @@ def output_text(nb: nbformat.NotebookNode) -> str:
             if out.output_type == "stream":
                 parts.append(out.text)
             elif out.output_type in ("execute_result", "display_data"):
-                parts.append(out.data.get("text/plain", ""))
+                parts.append(out.data.get("text/plain", "") + "\n")  # a displayed value ends its line
     return "".join(parts)
 
 

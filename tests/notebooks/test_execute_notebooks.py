@@ -106,3 +106,30 @@ def test_missing_packages_get_a_clear_message(
         run_notebook(notebook, {}, user_env["tmp"])
     assert "ModuleNotFoundError" in str(failure.value)
     assert advice in str(failure.value)
+
+
+def test_data_pipeline_validates_writes_partitioned_parquet_and_reads_it_back(user_env: dict[str, Path]) -> None:
+    params = {"ROWS": 3000, "FILES": 4, "DAYS": 2, "BAD_ROWS_PER_KIND": 7}
+    nb = run_notebook("data_pipeline.ipynb", params, user_env["tmp"])
+    result = result_of(nb, "DATA_PIPELINE_RESULT")
+    assert result["engine"] == "pandas", "no GPU here: plain pandas"
+    assert result["raw_rows"] == 3000 + 5 * 7
+    kinds = ["bad timestamp", "missing user", "negative duration", "utilization over 100"]
+    assert result["rejected"] == dict.fromkeys(kinds, 7), "every injected bad row caught, with its reason"
+    assert result["duplicates_dropped"] == 7 and result["valid_rows"] == 3000
+    assert result["roundtrip_ok"] is True
+    out = user_env["notebooks"] / "data" / "gpu-usage"
+    assert result["output_dir"] == str(out)
+    dates = {p.name for p in out.iterdir()}
+    assert dates == {"date=2026-11-30", "date=2026-12-01"}
+    assert {p.name for p in (out / "date=2026-11-30").iterdir()} == {
+        "node=gpu-4090-a", "node=gpu-4090-b", "node=gpu-a100", "node=gpu-l40s"
+    }  # fmt: skip
+    rejected = (out.parent / "gpu-usage-rejected.csv").read_text().splitlines()
+    assert len(rejected) == 1 + 4 * 7 and "reject" in rejected[0]
+
+    import pyarrow.dataset as ds
+
+    again = result_of(run_notebook("data_pipeline.ipynb", params, user_env["tmp"]), "DATA_PIPELINE_RESULT")
+    assert again["valid_rows"] == 3000
+    assert ds.dataset(out, format="parquet", partitioning="hive").count_rows() == 3000, "a re-run replaces, not adds"

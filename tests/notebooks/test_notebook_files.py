@@ -10,6 +10,7 @@ from nbrun import NOTEBOOKS
 
 EXPECTED = [
     "agent_development.ipynb",
+    "data_pipeline.ipynb",
     "fine_tuning_quickstart.ipynb",
     "gpu_check.ipynb",
     "storage_check.ipynb",
