@@ -1,6 +1,6 @@
 """Offline plan: the Helm values or the spawn form's profiles for a stack file and a node list.
 
-    python -m components.plan --stack-file Pulumi.dev.yaml --nodes nodes.json [--output table|values|json] [--wide]
+    python -m components.plan --stack-file Pulumi.dev.yaml --nodes nodes.json [--output table|form|values|json] [--wide]
 
 It calls the same functions as the Pulumi program, so what it prints is what ``pulumi up`` deploys
 (with images built by the program, references show the version tag until the build pins a digest).
@@ -10,6 +10,7 @@ Secrets are never read: encrypted stack values stay placeholders.
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import re
 import sys
@@ -288,15 +289,39 @@ def _columns(rows: list[tuple[str, ...]], width: int | None = None) -> str:
     return "\n".join(lines)
 
 
+def render_form(profiles: list[dict[str, Any]], width: int = 120) -> str:
+    """The spawn form as text: each profile (``(*)`` the default), its description, every option's choices
+    (``*`` the default). The deployed texts are HTML-escaped for the page; here they are shown as a user reads
+    them. The demo passes the deployed list with the live free/total GPUs; ``--output form`` the planned one."""
+    lines: list[str] = []
+    for profile in profiles:
+        lines.append(f"{'(*)' if profile.get('default') else '( )'} {html.unescape(profile['display_name'])}")
+        if profile.get("description"):
+            lines += textwrap.wrap(html.unescape(profile["description"]), width, initial_indent=" " * 4,
+                                   subsequent_indent=" " * 4)  # fmt: skip
+        for name, option in (profile.get("profile_options") or {}).items():
+            labels = [
+                ("*" if choice.get("default") else "") + html.unescape(choice["display_name"])
+                for choice in (option.get("choices") or {}).values()
+            ]
+            if (option.get("unlisted_choice") or {}).get("enabled"):
+                labels.append(html.unescape(option["unlisted_choice"].get("display_name", "Other")) + " (typed)")
+            text = f"{html.unescape(option.get('display_name', name))}: {' | '.join(labels)}"
+            lines += textwrap.wrap(text, width, initial_indent=" " * 4, subsequent_indent=" " * 6,
+                                   break_on_hyphens=False)  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m components.plan", description=__doc__.split("\n")[0])
     parser.add_argument("--stack-file", required=True, type=Path, help="Pulumi.<stack>.yaml")
     parser.add_argument("--nodes", type=Path, help="output of `kubectl get nodes -o json`")
     parser.add_argument(
         "--output",
-        choices=["values", "table", "json"],
+        choices=["values", "table", "json", "form"],
         default="table",
         help="table: the spawn form and the nodes (120 columns; --wide for everything); "
+        "form: every profile with its choices, as the spawn page lists them; "
         "values: the Helm values as YAML; json: the same values as JSON",
     )
     parser.add_argument("--wide", action="store_true", help="table: full names, image references and choices")
@@ -314,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     if args.output == "table":
         sys.stdout.write(render_table(cfg, plan, wide=args.wide))
+    elif args.output == "form":
+        sys.stdout.write(render_form(values["singleuser"]["profileList"]))
     else:
         sys.stdout.write(
             render_values(values) if args.output == "values" else json.dumps(values, sort_keys=True) + "\n"

@@ -3,23 +3,17 @@
 # talk to (as root: the Docker engine and a local registry; always: a local configurable-http-proxy for
 # the real JupyterHub the verification client is tested against), builds or reuses the e2e toolchain when Go
 # is installed (the real Pulumi engine, Kubernetes with a real node's kubelet, KWOK and SeaweedFS:
-# scripts/e2e/setup.sh; the first build
-# takes 20-35 minutes, later runs reuse ~/.cache/gpu-jupyterhub), then runs ruff and pytest.
+# scripts/e2e/setup.sh, which uses installed tools whose versions fit; a cold build took 30-60 minutes on 2 cores,
+# later runs reuse ~/.cache/gpu-jupyterhub), then runs ruff and pytest. scripts/preflight.sh checks first.
 # Extra arguments go to pytest, e.g. scripts/test.sh -k profiles
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python="${PYTHON:-python3}"
 
-# Disk first: a fresh .venv (torch for the notebook tests) takes ~6.5 GB, image builds and the local
-# registry a few more. Running out mid-install ends in pip's bare "No space left on device".
-need_gb=${GPU_JUPYTERHUB_MIN_FREE_GB:-12}
-free_gb=$(( $(df -Pk . | awk 'NR==2 {print $4}') / 1024 / 1024 ))
-if [[ ! -x .venv/bin/python ]] && (( free_gb < need_gb )); then
-  echo "test.sh: only ${free_gb} GB free on $(df -P . | awk 'NR==2 {print $6}'), a fresh run needs about" \
-       "${need_gb} GB (GPU_JUPYTERHUB_MIN_FREE_GB); free space first, e.g. 'docker builder prune'" >&2
-  exit 1
-fi
-echo "test.sh: ${free_gb} GB free" >&2
+# Before installing or building anything: the chart, Python, Node.js and disk (a fresh .venv with torch for the
+# notebook tests takes ~6.5 GB; image builds and the local registry a few more), each missing one named.
+# shellcheck source=preflight.sh
+source scripts/preflight.sh test
 
 [[ -x .venv/bin/python ]] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
@@ -35,10 +29,6 @@ if [[ -z "${GPU_JUPYTERHUB_SKIP_DOCKER:-}" ]]; then
 fi
 bash scripts/notebooks/install-chp.sh >/dev/null
 
-# The published z2jh chart, for the chart-render tests and the e2e tier (read-only, beside the checkout).
-if [[ -z "${GPU_JUPYTERHUB_CHART_DIR:-}" && -d ../shared/z2jh/chart/jupyterhub ]]; then
-  export GPU_JUPYTERHUB_CHART_DIR="$PWD/../shared/z2jh/chart/jupyterhub"
-fi
 if command -v go >/dev/null 2>&1; then
   bash scripts/e2e/setup.sh
   export GPU_JUPYTERHUB_E2E=required  # built: the e2e tier must run, never skip
@@ -74,7 +64,7 @@ fi
 rm -rf .work/coverage && mkdir -p .work/coverage
 export COVERAGE_FILE="$PWD/.work/coverage/.coverage"
 .venv/bin/python -m pytest --cov --cov-report= "$@"
-.venv/bin/python -m coverage combine -q --keep 2>/dev/null || true
+.venv/bin/python -m coverage combine -q --keep >/dev/null 2>&1 || true  # "No data to combine" when none ran
 .venv/bin/python -m coverage report --precision=1
 if [[ $# == 0 ]]; then
   .venv/bin/python scripts/coverage_gate.py

@@ -18,6 +18,18 @@ if str(ROOT) not in sys.path:
 
 from components.image_specs import IMAGE_SPECS  # noqa: E402
 from tests.fixtures.nodefactory import SCENARIOS  # noqa: E402
+from tests.hubconfig import CHART_DIR  # noqa: E402
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The z2jh chart is a declared dependency (README, "The chart"): without it the run stops with one message,
+    rather than chart tests skipping and hub-config tests erroring one by one."""
+    chart = Path(str(CHART_DIR))
+    if not CHART_DIR or not (chart / "Chart.yaml").is_file():
+        raise pytest.UsageError(
+            f"the z2jh chart (jupyterhub 4.4.0, unpacked) is not at {CHART_DIR or ROOT.parent / 'shared/z2jh/chart'}:"
+            " set GPU_JUPYTERHUB_CHART_DIR to its directory (README, 'The chart')"
+        )
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 SECRETS = {

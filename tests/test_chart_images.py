@@ -38,7 +38,6 @@ HUB_REF = f"{MIRROR}/k8s-hub@sha256:{'1' * 64}"
 PROXY_REF = f"127.0.0.1:5055/jupyter/configurable-http-proxy@sha256:{'2' * 64}"  # as the e2e tier pins it
 USER_IMAGES = f"{BASE_CONFIG['registry']['host']}/{BASE_CONFIG['registry']['project']}/"
 
-needs_chart = pytest.mark.skipif(not CHART_DIR, reason="set GPU_JUPYTERHUB_CHART_DIR to an unpacked z2jh 4.4.0 chart")
 
 
 def config(images: dict[str, Any] | None = None, **patch: Any) -> dict[str, Any]:
@@ -76,7 +75,6 @@ def _chart_values_images(node: Any, path: str = "") -> dict[str, tuple[str, str]
     return found
 
 
-@needs_chart
 def test_the_table_is_the_charts_values_yaml() -> None:
     chart = Path(str(CHART_DIR))
     assert yaml.safe_load((chart / "Chart.yaml").read_text())["version"] == CHART_VERSION
@@ -86,7 +84,6 @@ def test_the_table_is_the_charts_values_yaml() -> None:
     assert in_chart == CHART_IMAGES, "the chart's images changed: update components/chart_images.py"
 
 
-@needs_chart
 def test_every_template_writes_an_image_as_name_colon_tag() -> None:
     """The premise of image_value: each chart image is rendered as ``<name>:<tag>``, nothing else."""
     chart = Path(str(CHART_DIR))
@@ -266,7 +263,6 @@ def _deployment(objects: list[dict[str, Any]], name: str) -> dict[str, Any]:
     ]
 
 
-@needs_chart
 @pytest.mark.parametrize(
     ("images", "hub", "proxy"),
     [
@@ -286,7 +282,6 @@ def test_the_chart_renders_the_hub_and_proxy_images(images: dict[str, Any], hub:
         assert spec.get("imagePullSecrets") == (pull if images else None), name
 
 
-@needs_chart
 def test_every_chart_pod_pulls_from_the_mirror_with_every_feature_on() -> None:
     """Whatever is switched on later (pre-pullers, user scheduler, placeholders, autohttps, the metadata
     block) comes from the mirror too, with the pull secret."""
@@ -320,7 +315,6 @@ def test_every_chart_pod_pulls_from_the_mirror_with_every_feature_on() -> None:
     assert [x.image for x in c.KubeSpawner.init_containers] == [f"{MIRROR}/k8s-network-tools:4.4.0"]
 
 
-@needs_chart
 @pytest.mark.parametrize("images", [{}, {"registry": MIRROR}], ids=["defaults", "mirror"])
 def test_user_pods_name_the_pull_secret_once(images: dict[str, Any]) -> None:
     """The chart's jupyterhub_config.py joins imagePullSecrets and singleuser.image.pullSecrets as they are."""

@@ -15,10 +15,6 @@ from tests.conftest import plan_values
 from tests.hubconfig import CHART_DIR
 from tests.k8s import validate
 
-pytestmark = pytest.mark.skipif(
-    not CHART_DIR, reason="set GPU_JUPYTERHUB_CHART_DIR to an unpacked z2jh 4.4.0 chart to render it"
-)
-
 
 @pytest.mark.parametrize("nodes", ["mixed", "mig", "nogpu", "large-300"])
 def test_chart_renders_and_every_object_validates(nodes: str) -> None:

@@ -1,9 +1,10 @@
-"""The plan command's output as a person reads it (issue 28): the table within 120 columns for every fixture,
-long names broken after a separator rather than mid-word, one memory unit, a true last line, and JSON that ends
-in a newline."""
+"""The plan command's output as a person reads it (issue 28): the table and the form within 120 columns for every
+fixture, long names broken after a separator rather than mid-word, one memory unit, a true last line, and JSON that
+ends in a newline."""
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
@@ -51,3 +52,33 @@ def test_json_ends_with_a_newline() -> None:
     out = plan_cli("--stack-file", "Pulumi.dev.yaml", "--nodes", "tests/fixtures/nodes/mixed.json", "--output", "json")
     assert out.stdout.endswith("}\n")
     json.loads(out.stdout)
+
+
+@pytest.mark.parametrize("nodes", FIXTURES, ids=[f.stem for f in FIXTURES])
+def test_the_form_lists_every_profile_and_choice_within_120_columns(nodes: Path) -> None:
+    """--output form: what the spawn page lists, from the same values --output json prints."""
+    args = ("--stack-file", "Pulumi.dev.yaml", "--nodes", str(nodes))
+    form = plan_cli(*args, "--output", "form")
+    assert form.returncode == 0, form.stderr
+    lines = form.stdout.splitlines()
+    assert [line for line in lines if len(line) > 120] == []
+    profiles = json.loads(plan_cli(*args, "--output", "json").stdout)["singleuser"]["profileList"]
+    heads = [line for line in lines if line.startswith(("(*) ", "( ) "))]
+    assert [h[4:] for h in heads] == [html.unescape(p["display_name"]) for p in profiles]
+    assert sum(h.startswith("(*)") for h in heads) == 1
+    flat = " ".join(line.strip() for line in lines)
+    for profile in profiles:
+        for option in (profile.get("profile_options") or {}).values():
+            for choice in option["choices"].values():
+                label = ("*" if choice.get("default") else "") + html.unescape(choice["display_name"])
+                assert label in flat, label
+
+
+def test_the_form_reads_as_a_user_sees_it() -> None:
+    homelab = "tests/fixtures/nodes/homelab.json"
+    out = plan_cli("--stack-file", "Pulumi.dev.yaml", "--nodes", homelab, "--output", "form")
+    lines = out.stdout.splitlines()
+    assert lines[0] == "(*) Standard Environment (CPU)"
+    assert "    Size: 0.5 CPU · 3 GiB | *1.5 CPU · 6 GiB | 3 CPU · 12 GiB | 6 CPU · 24 GiB" in lines
+    assert "    Node: *Any of 1 node(s) | gpu-4090: 1 x NVIDIA GeForce RTX 4090, 24 GiB" in lines
+    assert not any("gpu-ws-off" in line for line in lines), "a NotReady node is no choice"

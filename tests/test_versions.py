@@ -18,3 +18,11 @@ def test_the_sdk_is_pinned_at_the_provider_the_e2e_tier_builds() -> None:
     assert built and pinned
     assert pinned.group(1) == built.group(1)
     assert version("pulumi-kubernetes") == built.group(1), "the .venv holds the pinned SDK"
+
+
+def test_an_installed_pulumi_cli_is_used_only_when_as_new_as_the_sdk() -> None:
+    """setup.sh uses an installed Pulumi CLI from PULUMI_MIN on; the CLI and the SDK ship together, so the floor is
+    the SDK requirements.txt pins."""
+    floor = re.search(r"^PULUMI_MIN=(\S+)$", (ROOT / "scripts/e2e/versions.env").read_text(), re.M)
+    sdk = re.search(r"^pulumi==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M)
+    assert floor and sdk and floor.group(1) == sdk.group(1)

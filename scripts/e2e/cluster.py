@@ -18,8 +18,10 @@ controller-manager's node lifecycle controller taints them, and pods bound to th
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -78,12 +80,25 @@ def context_of(name: str) -> str:
     return f"kwok-{name}"
 
 
+@functools.cache
+def kube_version() -> str:
+    """The release of the kube-apiserver in use: the pinned build, or an installed one setup.sh linked."""
+    try:
+        out = subprocess.run(
+            [str(toolchain_bin() / "kube-apiserver"), "--version"], capture_output=True, text=True, check=False
+        ).stdout
+    except OSError:
+        out = ""
+    found = re.search(r"v\d+\.\d+\.\d+", out)
+    return found.group(0) if found else f"v{versions()['KUBERNETES_VERSION']}"
+
+
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["KWOK_WORKDIR"] = str(e2e_dir() / "kwok")
     env["KUBECONFIG"] = str(kubeconfig_path())
     env["KUBECACHEDIR"] = str(kube_cache_dir())
-    env["KWOK_KUBE_VERSION"] = f"v{versions()['KUBERNETES_VERSION']}"  # kwokctl's flags for that release
+    env["KWOK_KUBE_VERSION"] = kube_version()  # kwokctl's flags for that release
     env["KWOK_KUBECTL_BINARY"] = str(toolchain_bin() / "kubectl")
     env["PATH"] = f"{toolchain_bin()}{os.pathsep}{env.get('PATH', '')}"
     return env

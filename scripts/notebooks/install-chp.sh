@@ -11,8 +11,8 @@ if [[ -x "$bin" ]] && [[ "$("$bin" --version 2>/dev/null)" == "$CHP_VERSION" ]];
   echo "$bin"
   exit 0
 fi
-command -v npm >/dev/null || { echo "npm not found: install Node.js >= 20 and npm (Debian: apt-get install -y nodejs npm)" >&2; exit 1; }
+command -v npm >/dev/null || { echo "npm not found: install Node.js >= 20 with npm (Debian 12's own nodejs is 18, too old)" >&2; exit 1; }
 mkdir -p "$prefix"
-npm install --prefix "$prefix" --no-audit --no-fund --loglevel=error "configurable-http-proxy@$CHP_VERSION" >&2
-"$bin" --version >&2
+npm install --prefix "$prefix" --no-audit --no-fund --loglevel=error "configurable-http-proxy@$CHP_VERSION" >/dev/null
+[[ "$("$bin" --version)" == "$CHP_VERSION" ]] || { echo "install-chp.sh: $bin is not $CHP_VERSION" >&2; exit 1; }
 echo "$bin"

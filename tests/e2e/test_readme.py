@@ -54,5 +54,9 @@ def test_the_try_it_commands_work_as_written(toolchain: Path, fresh_copy: Path) 
         outputs.append(proc.stdout)
     text = "\n".join(outputs)
     assert "GPU Environment (auto-select)" in text  # the plan's table
-    assert "Spawn form (from the stack outputs)" in text and "GPU nodes offered: gpu-4090" in text  # the demo
+    assert "Spawn form (deployed, with the GPUs free now" in text and "GPU nodes offered: gpu-4090" in text  # the demo
+    # the deployed form with the free/total GPUs the hub's code computes from the cluster's nodes and pods
+    assert "    Node: *Any of 1 node(s) - 1 free | gpu-4090: 1 x NVIDIA GeForce RTX 4090, 24 GiB - 1/1 free" in text
+    assert "    Size: 0.5 CPU · 3 GiB | *1.5 CPU · 6 GiB | 3 CPU · 12 GiB | 6 CPU · 24 GiB" in text
+    assert "building" not in text, "the toolchain the tier uses is reused, nothing rebuilt"
     assert "GPU node left out: gpu-ws-off: NotReady" in text
