@@ -133,3 +133,29 @@ def test_data_pipeline_validates_writes_partitioned_parquet_and_reads_it_back(us
     again = result_of(run_notebook("data_pipeline.ipynb", params, user_env["tmp"]), "DATA_PIPELINE_RESULT")
     assert again["valid_rows"] == 3000
     assert ds.dataset(out, format="parquet", partitioning="hive").count_rows() == 3000, "a re-run replaces, not adds"
+
+
+def test_fine_tuning_resumes_from_its_persistent_checkpoint_after_a_stop(
+    user_env: dict[str, Path], tiny_model: Path, tiny_dataset: Path
+) -> None:
+    """docs/fine-tuning.md: a run the idle culler stopped goes on from its last checkpoint when run again."""
+    params: dict[str, object] = {
+        "MODEL": str(tiny_model),
+        "DATASET": str(tiny_dataset),
+        "DATASET_SPLIT": "train",
+        "MAX_STEPS": 2,
+        "SAVE_STEPS": 1,
+        "MAX_SEQ_LENGTH": 64,
+        "BATCH_SIZE": 2,
+        "GRADIENT_ACCUMULATION": 1,
+    }
+    first = result_of(run_notebook("fine_tuning_quickstart.ipynb", params, user_env["tmp"], timeout=300),
+                      "FINE_TUNING_RESULT")  # fmt: skip
+    assert first["steps"] == 2 and first["resumed_from_step"] == 0
+    checkpoints = user_env["notebooks"] / "models" / "quickstart-lora" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["checkpoint-1", "checkpoint-2"], "on the volume"
+    nb = run_notebook("fine_tuning_quickstart.ipynb", {**params, "MAX_STEPS": 4}, user_env["tmp"], timeout=300)
+    again = result_of(nb, "FINE_TUNING_RESULT")
+    assert again["resumed_from_step"] == 2 and again["steps"] == 4
+    assert f"resuming from {checkpoints / 'checkpoint-2'}" in output_text(nb)
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["checkpoint-3", "checkpoint-4"], "the last two kept"
