@@ -28,6 +28,16 @@ if [[ -z "${GPU_JUPYTERHUB_SKIP_DOCKER:-}" ]]; then
   fi
 fi
 bash scripts/notebooks/install-chp.sh >/dev/null
+# The browser tier (tests/browser, the user guide's screenshots): Debian's Chromium and chromedriver, as root.
+if [[ "$(id -u)" == 0 ]]; then
+  if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+  fi
+  export GPU_JUPYTERHUB_BROWSER=required  # installed: the tier must run, never skip
+else
+  echo "test.sh: not root, so Chromium is not installed here; the browser tier runs if it is" >&2
+fi
 
 if command -v go >/dev/null 2>&1; then
   bash scripts/e2e/setup.sh
