@@ -192,6 +192,7 @@ def main() -> None:
             build=cfg.images.build,
             given_refs=dict(cfg.images.refs),
             base_image=cfg.images.baseImage,
+            trixie_base_image=cfg.images.trixieBaseImage,
             images_dir=str(ROOT / "images"),
             context_dir=str(ROOT),
             version=cfg.images.version,

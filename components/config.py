@@ -607,10 +607,20 @@ class ImagesConfig(_Model):
         True,
         description="Build and offer `jupyter-rapids` (cuDF, cuML) on GPU nodes; false leaves it out as `jax` does.",
     )
+    rust: bool = Field(
+        False,
+        description="Build and offer `jupyter-rust` (a Rust kernel, evcxr, with Debian's Rust toolchain) in the CPU "
+        "profile's image picker; off by default: its first build compiles the kernel (see images/README.md).",
+    )
+    trixieBaseImage: str = Field(
+        "debian:trixie-slim",
+        description="Base of the images built on Debian trixie (jupyter-rust; point it at your Harbor proxy cache).",
+    )
 
     def specs(self) -> tuple[ImageSpec, ...]:
         """The images this stack builds (or takes from ``refs``), in FROM-chain order."""
-        without = [name for name, on in (("jupyter-jax", self.jax), ("jupyter-rapids", self.rapids)) if not on]
+        optional = (("jupyter-jax", self.jax), ("jupyter-rapids", self.rapids), ("jupyter-rust", self.rust))
+        without = [name for name, on in optional if not on]
         return image_specs(self.cuda12, without)
 
     @field_validator("refs")

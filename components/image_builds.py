@@ -55,6 +55,8 @@ class ImageBuildsArgs:
     build: bool = True
     given_refs: dict[str, str] = field(default_factory=dict)
     base_image: str = "debian:bookworm-slim"
+    # BASE_IMAGE of the images built on Debian trixie (ImageSpec.debian), e.g. jupyter-rust
+    trixie_base_image: str = "debian:trixie-slim"
     images_dir: str = "images"
     context_dir: str = "."
     version: str = "0.0.0-dev"
@@ -113,7 +115,8 @@ class ImageBuilds(pulumi.ComponentResource):
             for image in order:
                 spec = specs[image]
                 parent_stack = stacks.get(spec.base) if spec.base else None
-                base_ref: pulumi.Input[str] = parent_stack.repo_digest if parent_stack is not None else args.base_image
+                outside = args.trixie_base_image if spec.debian == "trixie" else args.base_image
+                base_ref: pulumi.Input[str] = parent_stack.repo_digest if parent_stack is not None else outside
                 after = [parent_stack] if parent_stack is not None else []
                 if image in with_children:
                     stack_tag = f"{args.version}-stack"

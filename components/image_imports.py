@@ -117,6 +117,8 @@ IMPORTS: dict[str, tuple[str, ...]] = {
         "nvitop",
         "jupyterlab_nvdashboard",
     ),
+    # the Jupyter layer only: what it adds is the Rust kernel, which tests/images/test_rust_image.py runs
+    "jupyter-rust": (),
 }
 
 
@@ -164,7 +166,7 @@ def readme_table(specs: tuple[ImageSpec, ...] = IMAGE_SPECS) -> str:
     for spec in specs:
         own = [f"`{m}`" for m in IMPORTS[spec.dockerfile_dir]]
         base = f" (on `{spec.base}`)" if spec.base else ""
-        lines.append(f"| `{spec.name}`{base} | {', '.join(own)} |")
+        lines.append(f"| `{spec.name}`{base} | {', '.join(own) or 'no Python modules beyond the Jupyter layer'} |")
     return "\n".join(lines) + "\n"
 
 

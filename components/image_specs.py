@@ -89,7 +89,9 @@ CUDA12 = CudaVariant("cu12", 12, "-cu12")
 class ImageSpec:
     """One image: its name (the Harbor repository), its base image in this set (None:
     BASE_IMAGE from outside), whether it needs a GPU node, and for GPU images the CUDA
-    variant; ``folder`` is the Dockerfile's folder under images/ (default: the name)."""
+    variant; ``folder`` is the Dockerfile's folder under images/ (default: the name);
+    ``debian``: the Debian release of its outside base (images.baseImage for bookworm,
+    images.trixieBaseImage for trixie)."""
 
     name: str
     base: str | None
@@ -97,6 +99,7 @@ class ImageSpec:
     description: str
     cuda: CudaVariant | None = None
     folder: str = ""
+    debian: str = "bookworm"
 
     @property
     def dockerfile_dir(self) -> str:
@@ -115,10 +118,14 @@ IMAGE_SPECS: tuple[ImageSpec, ...] = (
     ImageSpec("jupyter-agent-dev", "jupyter-ml-cpu", False, "LangChain, LangGraph, vector stores"),
     ImageSpec("jupyter-jax", None, True, "JAX with CUDA", CUDA13),
     ImageSpec("jupyter-rapids", None, True, "RAPIDS GPU dataframes", CUDA13),
+    # trixie: evcxr needs a Rust newer than bookworm's (see images/jupyter-rust/Dockerfile)
+    ImageSpec("jupyter-rust", None, False, "Rust kernel (evcxr)", debian="trixie"),
 )
-# Images a stack may leave out (stack config images.jax / images.rapids): several GB each on every
-# GPU node's disk, for users that only some labs have.
-OPTIONAL_IMAGES: tuple[str, ...] = ("jupyter-jax", "jupyter-rapids")
+# Images a stack may leave out (stack config images.jax / images.rapids / images.rust): several GB each
+# on every GPU node's disk, or a long build, for users that only some labs have.
+OPTIONAL_IMAGES: tuple[str, ...] = ("jupyter-jax", "jupyter-rapids", "jupyter-rust")
+# The CPU profile's image picker, in this order, as far as the stack builds them.
+CPU_IMAGES: tuple[str, ...] = ("jupyter-ml-cpu", "jupyter-agent-dev", "jupyter-rust")
 # The stage of a Dockerfile without the examples and labels; derived images build FROM its digest.
 STACK_TARGET = "stack"
 

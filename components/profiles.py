@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict
 
 from components.config import StackConfig
 from components.image_specs import (
+    CPU_IMAGES,
     CUDA12,
     CUDA13,
     DRIVER_MAJOR_LABEL,
@@ -225,6 +226,12 @@ def _gpu_request(resource: str | None, count: int) -> dict[str, Any]:
     return {"extra_resource_limits": dict(req), "extra_resource_guarantees": dict(req)}
 
 
+def _cpu_images(cfg: StackConfig) -> list[str]:
+    """The CPU profile's image choices: the CPU images this stack builds (jupyter-rust only with images.rust)."""
+    built = {s.name for s in cfg.images.specs()}
+    return [name for name in CPU_IMAGES if name in built]
+
+
 def _image_option(
     cfg: StackConfig,
     refs: dict[str, str],
@@ -395,7 +402,7 @@ def build_profiles(cfg: StackConfig, inventory: Inventory, refs: dict[str, str])
         "description": _cpu_text(cpu_sizes, cfg.profiles.cpu, "no GPU"),
         "default": True,
         "kubespawner_override": dict(cpu_base),
-        "profile_options": {"image": _image_option(cfg, refs, ["jupyter-ml-cpu", "jupyter-agent-dev"])},
+        "profile_options": {"image": _image_option(cfg, refs, _cpu_images(cfg))},
     }
     if size_option:
         cpu_profile["profile_options"]["size"] = size_option

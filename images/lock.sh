@@ -8,7 +8,7 @@
 # requirements-<variant>.txt the same way. The GPU base's locks also get their CUDA
 # layer (cuda-layer*.txt, see images/cuda_layer.py).
 # The target is the images' interpreter, not this machine's: Debian bookworm's Python
-# 3.11.2 on x86_64 glibc 2.36, wheels only. uv can resolve for another Python and
+# 3.11.2 on x86_64 glibc 2.36, wheels only; jupyter-rust (Debian trixie): Python 3.13.5, glibc 2.41 (uv names up to manylinux_2_40). uv can resolve for another Python and
 # platform (pip-compile cannot); it runs from a private venv under
 # $GPU_JUPYTERHUB_WORK_DIR (default .work/) and uses the default package index.
 set -euo pipefail
@@ -23,9 +23,14 @@ fi
 if (($#)); then
   images=("$@")
 else
-  images=(common jupyter-ml-cpu jupyter-agent-dev jupyter-ml-gpu jupyter-fine-tuning jupyter-jax jupyter-rapids)
+  images=(common jupyter-ml-cpu jupyter-agent-dev jupyter-ml-gpu jupyter-fine-tuning jupyter-jax jupyter-rapids
+          jupyter-rust)
 fi
 for name in "${images[@]}"; do
+  python_version=3.11.2 platform=x86_64-manylinux_2_36
+  if [[ "$name" == jupyter-rust ]]; then
+    python_version=3.13.5 platform=x86_64-manylinux_2_40
+  fi
   for input in "$here/$name"/requirements*.in; do
     variant="$(basename "$input" .in)"
     variant="${variant#requirements}"
@@ -33,8 +38,8 @@ for name in "${images[@]}"; do
     (cd "$here/$name" && "$venv/bin/uv" pip compile "requirements$variant.in" \
       --output-file "requirements$variant.txt" \
       --generate-hashes \
-      --python-version 3.11.2 \
-      --python-platform x86_64-manylinux_2_36 \
+      --python-version "$python_version" \
+      --python-platform "$platform" \
       --only-binary :all: \
       --custom-compile-command "images/lock.sh $name" \
       --quiet)

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from components.image_specs import IMAGE_SPECS  # noqa: E402
+from components.config import ImagesConfig  # noqa: E402
 from tests.fixtures.nodefactory import SCENARIOS  # noqa: E402
 from tests.hubconfig import CHART_DIR  # noqa: E402
 
@@ -60,10 +60,9 @@ BASE_CONFIG: dict[str, Any] = {
     },
 }
 
-GIVEN_REFS = {
-    name: f"harbor.lab.example/jupyter/{name}@{DIGEST}"
-    for name in [s.name for s in IMAGE_SPECS]
-}
+# every image of the default stack (with the optional images that are on by default)
+GIVEN_REFS = {name: f"harbor.lab.example/jupyter/{name}@{DIGEST}" for name in [s.name for s in ImagesConfig().specs()]}
+RUST_REF = f"harbor.lab.example/jupyter/jupyter-rust@{DIGEST}"
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@
 #   2. dockerd in the background, if none answers (no bridge, no iptables: builds use
 #      --network host and test containers --network none, so no container network is
 #      needed and nothing is routed to a private address range);
-#   3. a Debian bookworm base image made with debootstrap and `docker import`, since no
-#      public registry is reachable (tarball cached under the work dir);
+#   3. Debian bookworm and trixie base images made with debootstrap and `docker import`, since
+#      no public registry is reachable (tarballs cached under the work dir);
 #   4. a local registry on 127.0.0.1 that requires a login (htpasswd, bcrypt).
 # Idempotent: every step checks whether it is already done. Writes, under
 # $GPU_JUPYTERHUB_WORK_DIR/docker (default: <repo>/.work/docker):
@@ -21,6 +21,7 @@ state="$work/docker"
 port="${GPU_JUPYTERHUB_REGISTRY_PORT:-5055}"
 docker=/usr/bin/docker
 base_tag="gpu-jupyterhub/debian-bookworm:minbase"
+trixie_tag="gpu-jupyterhub/debian-trixie:minbase"
 mkdir -p "$state"
 
 log() { echo "setup.sh: $*" >&2; }
@@ -66,15 +67,20 @@ fi
 # runs on one machine do not fill the disk. GPU_JUPYTERHUB_BUILD_CACHE: how much to keep (default 8GB).
 $docker builder prune -f --keep-storage "${GPU_JUPYTERHUB_BUILD_CACHE:-8GB}" >/dev/null 2>&1 || true
 
-# 3. base image -------------------------------------------------------------------------
-if ! $docker image inspect "$base_tag" >/dev/null 2>&1; then
-  tarball="$state/debian-bookworm-minbase.tar"
+# 3. base images --------------------------------------------------------------------------
+# base_image RELEASE TAG: a Debian RELEASE minbase root, made with debootstrap and imported as TAG.
+base_image() {
+  local release=$1 tag=$2 tarball rootfs
+  if $docker image inspect "$tag" >/dev/null 2>&1; then
+    return
+  fi
+  tarball="$state/debian-$release-minbase.tar"
   if [[ ! -s "$tarball" ]]; then
-    log "debootstrap bookworm (minbase)"
-    rootfs="$state/rootfs"
+    log "debootstrap $release (minbase)"
+    rootfs="$state/rootfs-$release"
     rm -rf "$rootfs"
-    debootstrap --variant=minbase bookworm "$rootfs" >"$state/debootstrap.log" 2>&1 || {
-      tail -n 20 "$state/debootstrap.log" >&2
+    debootstrap --variant=minbase "$release" "$rootfs" >"$state/debootstrap-$release.log" 2>&1 || {
+      tail -n 20 "$state/debootstrap-$release.log" >&2
       exit 1
     }
     # Downloaded .debs and package lists only bloat the base; images run apt-get update.
@@ -83,9 +89,11 @@ if ! $docker image inspect "$base_tag" >/dev/null 2>&1; then
     mv "$tarball.tmp" "$tarball"
     rm -rf "$rootfs"
   fi
-  log "importing $base_tag"
-  $docker import "$tarball" "$base_tag" >/dev/null
-fi
+  log "importing $tag"
+  $docker import "$tarball" "$tag" >/dev/null
+}
+base_image bookworm "$base_tag"
+base_image trixie "$trixie_tag"  # jupyter-rust (its Rust toolchain is trixie's)
 
 # 4. registry with a login ----------------------------------------------------------------
 env_file="$state/registry.env"
@@ -148,4 +156,4 @@ if ! registry_up; then
     exit 1
   fi
 fi
-log "ready: engine $($docker version --format '{{.Server.Version}}'), base $base_tag, registry $REGISTRY (credentials in $env_file)"
+log "ready: engine $($docker version --format '{{.Server.Version}}'), bases $base_tag and $trixie_tag, registry $REGISTRY (credentials in $env_file)"

@@ -36,6 +36,8 @@ class DockerEnv:
     user: str
     password: str
     base_image: str
+    # Debian trixie's, for jupyter-rust (scripts/docker/setup.sh imports it under this tag)
+    trixie_base_image: str = "gpu-jupyterhub/debian-trixie:minbase"
 
 
 def work_dir() -> Path:
@@ -69,6 +71,7 @@ def load_env() -> DockerEnv:
         user=pick("GPU_JUPYTERHUB_REGISTRY_USER", "REGISTRY_USER"),
         password=pick("GPU_JUPYTERHUB_REGISTRY_PASSWORD", "REGISTRY_PASSWORD"),
         base_image=pick("GPU_JUPYTERHUB_BASE_IMAGE", "BASE_IMAGE"),
+        trixie_base_image=os.environ.get("GPU_JUPYTERHUB_TRIXIE_BASE_IMAGE") or DockerEnv.trixie_base_image,
     )
 
 

@@ -84,6 +84,7 @@ def _builds(**overrides: Any):
         password=overrides.pop("password", PASSWORD),
         build=overrides.pop("build", True),
         base_image="harbor.test:8443/proxy/library/debian@sha256:" + "0" * 64,
+        trixie_base_image="harbor.test:8443/proxy/library/debian@sha256:" + "7" * 64,
         images_dir="images",
         context_dir=".",
         version="1.2.3",
@@ -133,8 +134,9 @@ def test_images_build_in_from_chain_order_with_parent_digests(mocks: Mocks):
                 )
                 assert names.index(f"{spec.base}-stack") < names.index(spec.name)
                 assert base == stack_digest != refs[spec.base]
-            else:
-                assert base.startswith("harbor.test:8443/proxy/library/debian@sha256:")
+            else:  # the outside base of its Debian release (jupyter-rust: trixie's)
+                digit = "7" if spec.debian == "trixie" else "0"
+                assert base == "harbor.test:8443/proxy/library/debian@sha256:" + digit * 64
         assert set(refs) == set(build_order())
         for name, ref in refs.items():
             assert ref.startswith(f"{REGISTRY}/jupyter/{name}@sha256:") and len(ref.split(":")[-1]) == 64
@@ -246,7 +248,8 @@ def test_prepuller_daemonsets_from_build_refs(mocks: Mocks):
                 assert pulled == {refs[n] for n in gpu}, "GPU images on GPU nodes only, stack stages on none"
                 assert GPU_NODE_LABEL in keys and pod["tolerations"] == tolerations
             else:
-                assert pulled == {refs["jupyter-ml-cpu"], refs["jupyter-agent-dev"]}, "CPU images everywhere"
+                cpu = ("jupyter-ml-cpu", "jupyter-agent-dev", "jupyter-rust")  # all built here (IMAGE_SPECS)
+                assert pulled == {refs[n] for n in cpu}, "CPU images everywhere"
                 assert GPU_NODE_LABEL not in keys and "tolerations" not in pod
 
     return pulumi.Output.all(comp.refs, *[ds.urn for ds in puller.daemonsets.values()]).apply(check)

@@ -11,7 +11,6 @@ one; GPU_JUPYTERHUB_SKIP_DOCKER=1 opts out explicitly (e.g. a laptop without roo
 from __future__ import annotations
 
 import json
-import os
 import re
 import urllib.error
 import urllib.request
@@ -36,28 +35,6 @@ class Pushed:
     ref: str  # <registry>/<project>/<name>@sha256:...
     version: str
     base: str  # what it was built FROM
-
-
-@pytest.fixture(scope="module")
-def env() -> de.DockerEnv:
-    if os.environ.get(de.SKIP_ENV) == "1":
-        pytest.skip(f"{de.SKIP_ENV}=1: Docker image builds opted out explicitly")
-    problem = de.engine_problem()
-    if problem:
-        pytest.fail(
-            f"Docker engine not available: {problem}. Run `sudo scripts/docker/setup.sh` first "
-            f"(scripts/test.sh does this as root), or set {de.SKIP_ENV}=1 to opt out explicitly.",
-            pytrace=False,
-        )
-    try:
-        return de.load_env()
-    except KeyError as e:
-        pytest.fail(str(e), pytrace=False)
-
-
-@pytest.fixture(scope="module")
-def docker_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("docker-config")
 
 
 @pytest.fixture(scope="module")

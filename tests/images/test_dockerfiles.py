@@ -70,9 +70,10 @@ def test_every_hadolint_exception_has_a_reason(name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_dockerfile_conventions(name: str) -> None:
     text = dockerfile(name)
-    assert re.search(r"^ARG BASE_IMAGE=\S+\n(#[^\n]*\n)*FROM \$\{BASE_IMAGE\} AS stack$", text, re.M), (
-        "BASE_IMAGE must feed FROM, as the stage named stack"
+    assert re.search(r"^ARG BASE_IMAGE=\S+\n(#[^\n]*\n)*FROM \$\{BASE_IMAGE\} AS \w+$", text, re.M), (
+        "BASE_IMAGE must feed the first FROM"
     )
+    assert re.search(r"^FROM \S+ AS stack$", text, re.M), "a stage named stack (what derived images build on)"
     assert 'SHELL ["/bin/bash", "-o", "pipefail", "-c"]' in text
     assert not re.match(r"#\s*syntax\s*=", text, re.I), "a syntax directive pulls a frontend image"
     for key in LABEL_KEYS:
@@ -95,7 +96,7 @@ def test_examples_and_labels_are_a_final_stage_on_the_stack(name: str) -> None:
     rebuilds no package layer of any image."""
     text = dockerfile(name)
     froms = re.findall(r"^FROM .*$", text, re.M)
-    assert froms[-1] == "FROM stack" and len(froms) == 2, froms
+    assert froms[-1] == "FROM stack" and froms[-2].endswith(" AS stack"), froms
     final = text[text.index("\nFROM stack\n") :]
     assert "notebooks* /home/jovyan/examples/" in final
     assert not re.search(r"^(RUN|ENV|USER|WORKDIR|ENTRYPOINT|CMD)\b", final, re.M), "only COPY, ARG and LABEL here"
@@ -116,7 +117,7 @@ def test_root_images_set_up_user_home_and_examples(name: str) -> None:
 
 def test_shared_block_identical_in_root_images() -> None:
     """The root images share their first layers (BuildKit cache and registry blobs); that
-    only holds while the block is byte-identical."""
+    only holds while the block is byte-identical. The bookworm ones: jupyter-rust is trixie's."""
 
     def block(name: str) -> str:
         text = dockerfile(name)
@@ -124,9 +125,10 @@ def test_shared_block_identical_in_root_images() -> None:
         start = text.index("\n", start)
         return text[start : text.index("# ---- end of the shared block ----")]
 
-    assert len(ROOTS) >= 2
-    for name in ROOTS[1:]:
-        assert block(name) == block(ROOTS[0]), name
+    bookworm = [n for n in ROOTS if specs_by_name()[n].debian == "bookworm"]
+    assert len(bookworm) >= 2
+    for name in bookworm[1:]:
+        assert block(name) == block(bookworm[0]), name
 
 
 def test_dockerignore_keeps_context_small() -> None:

@@ -105,7 +105,8 @@ def test_gpu_pickers_offer_them_and_cpu_pickers_do_not() -> None:
 def test_turned_off_they_are_nowhere_in_the_values_and_not_required() -> None:
     refs = {n: r for n, r in GIVEN_REFS.items() if n not in NEW}
     cfg = _config(jax=False, rapids=False, refs=refs)
-    assert [s.name for s in cfg.images.specs()] == [s.name for s in IMAGE_SPECS if s.name not in NEW]
+    default_off = ("jupyter-rust",)  # images.rust is off by default
+    assert [s.name for s in cfg.images.specs()] == [s.name for s in IMAGE_SPECS if s.name not in (*NEW, *default_off)]
     values = build_values(cfg, parse_nodes(nodes_json("mixed")), refs)
     text = repr(values)
     assert "jupyter-jax" not in text and "jupyter-rapids" not in text

@@ -62,7 +62,7 @@ def test_specs_match_dockerfiles() -> None:
         if spec.base:
             assert default_base.group(1).split("/")[-1].split(":")[0] == spec.base
         else:
-            assert default_base.group(1).startswith("debian:bookworm")
+            assert default_base.group(1).startswith(f"debian:{spec.debian}")
         flag = re.search(r'io\.gpu-jupyterhub\.gpu-required="(true|false)"', text)
         assert flag and (flag.group(1) == "true") == spec.gpu_required, spec.name
     assert set(gpu_images()) == {"jupyter-ml-gpu", "jupyter-fine-tuning", "jupyter-jax", "jupyter-rapids"}
@@ -108,7 +108,7 @@ def test_prepull_groups_and_affinity() -> None:
     def pulled(ds: dict) -> set[str]:
         return {c["image"] for c in ds["spec"]["template"]["spec"]["initContainers"]}
 
-    assert pulled(groups["cpu"]) == {REFS["jupyter-ml-cpu"], REFS["jupyter-agent-dev"]}
+    assert pulled(groups["cpu"]) == {REFS["jupyter-ml-cpu"], REFS["jupyter-agent-dev"], REFS["jupyter-rust"]}
     gpu_names = ("jupyter-ml-gpu", "jupyter-fine-tuning", "jupyter-jax", "jupyter-rapids")
     assert pulled(groups["gpu"]) == {REFS[n] for n in gpu_names}
 
