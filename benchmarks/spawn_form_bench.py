@@ -73,9 +73,9 @@ def run_size(nodes: int, pods: int, loads: int, changes: int) -> None:
     cfg = parse_config({**BASE_CONFIG, "images": {"build": False, "refs": GIVEN_REFS}})
     values = build_values(cfg, parse_nodes(doc), GIVEN_REFS)
     ns: dict[str, Any] = {"__name__": "live_profiles"}
-    exec((ROOT / "components" / "live_profiles.py").read_text(), ns)
+    exec((ROOT / "components" / "shipped" / "live_profiles.py").read_text(), ns)
     service: dict[str, Any] = {"__name__": "availability_service"}
-    exec((ROOT / "components" / "availability_service.py").read_text(), service)
+    exec((ROOT / "components" / "shipped" / "availability_service.py").read_text(), service)
     names = [n["metadata"]["name"] for n in doc["items"]]
     cache, took, memory = stream_in(ns, doc, pods, rnd)
     body = service["UsageBody"](cache)

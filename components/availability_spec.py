@@ -2,21 +2,21 @@
 
 The spawn form's free-GPU numbers need every pod of the cluster. Only this service reads them: its own
 ServiceAccount, a ClusterRole that may only list and watch nodes and pods, one small pod that runs
-``components/availability_service.py`` (with ``live_profiles.py`` beside it, from one ConfigMap) on the chart's
+``components/shipped/availability_service.py`` (with ``live_profiles.py`` beside it, from one ConfigMap) on the chart's
 hub image, a Service, and a NetworkPolicy that lets only the hub pod in. The hub asks it for per-node totals
 (``live_profiles.RemoteUsage``) and holds no cluster-wide right itself.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
+
+from components import shipped
 
 NAME = "gpu-availability"
 PORT = 8181
 MOUNT_DIR = "/usr/local/etc/gpu-jupyterhub/availability"
 SOURCES = ("availability_service.py", "live_profiles.py")
-COMPONENTS_DIR = Path(__file__).parent
 LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "gpu-jupyterhub"}
 # The hub pod as z2jh labels it (the chart's own NetworkPolicies select it the same way).
 HUB_POD_LABELS = {"app": "jupyterhub", "component": "hub"}
@@ -42,7 +42,7 @@ def cluster_role_name(namespace: str) -> str:
 
 def sources() -> dict[str, str]:
     """The files the service runs, as ConfigMap data (file name -> text), from components/."""
-    return {name: (COMPONENTS_DIR / name).read_text() for name in SOURCES}
+    return {name: shipped.text(name) for name in SOURCES}
 
 
 def _meta(name: str, namespace: str | None = None) -> dict[str, Any]:

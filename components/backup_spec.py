@@ -1,6 +1,6 @@
 """Notebook backups as plain Kubernetes objects: restic CronJobs over the notebooks claim, and restore Jobs.
 
-The scripts (``components/backup_scripts``) ship in a ConfigMap, so the image only needs restic and a shell,
+The scripts (``components/shipped/backup_scripts``) ship in a ConfigMap, so the image only needs restic and a shell,
 and the tests run the very same files against a real repository. Backup and check pods mount the claim
 read-only, run as uid 1000 with the "restricted" Pod Security profile, and get no service-account token;
 a restore pod mounts it read-write, because it writes a new directory next to the live one (restore.sh
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
+from components import shipped
 from components.config import ConfigError, StackConfig, backup_target_refusal
 from components.storage_spec import (
     CLAIM_NAME,
@@ -23,8 +23,8 @@ from components.storage_spec import (
     singleuser_storage_values,
 )
 
-SCRIPTS_DIR = Path(__file__).parent / "backup_scripts"
-SCRIPTS = ("backup.sh", "check.sh", "lib.sh", "restore.sh")
+SCRIPTS_DIR = shipped.BACKUP_DIR
+SCRIPTS = shipped.BACKUP_SCRIPTS
 SECRET_NAME = "notebook-backup"
 CONFIGMAP_NAME = "notebook-backup-scripts"
 BACKUP_CRONJOB = "notebook-backup"
@@ -42,7 +42,7 @@ SNAPSHOT_HELP = "a snapshot ID from `restic snapshots` (8 or 64 hex characters) 
 
 def scripts() -> dict[str, str]:
     """The ConfigMap's data: file name to script text."""
-    return {name: (SCRIPTS_DIR / name).read_text() for name in SCRIPTS}
+    return {name: shipped.text(name) for name in SCRIPTS}
 
 
 def backup_host(cfg: StackConfig) -> str:

@@ -7,14 +7,13 @@ the cluster, so secrets reach the hub as ``secretKeyRef`` to Kubernetes Secrets 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
+from components import shipped
 from components.availability_spec import hub_egress_rule, service_base, service_url
 from components.chart_images import chart_image_refs, chart_image_values
 from components.config import StackConfig
 from components.egress_spec import user_egress_rules
-from components.hub_guard import LOGIN_FAILURES, LOGIN_PAUSE_SECONDS
 from components.nodes import Inventory
 from components.profiles import ProfilePlan, build_profiles
 from components.storage_spec import SERVER_CONFIG_PATH, server_config, singleuser_storage_values, user_environment
@@ -23,18 +22,21 @@ AUTH_SECRET = "gpu-jupyterhub-auth"
 OAUTH_SECRET_KEY = "oauth-client-secret"
 SHARED_PASSWORD_KEY = "shared-password"
 ADMIN_PASSWORD_KEY = "admin-password"
-GUARD_SOURCE = Path(__file__).with_name("hub_guard.py")
-GPU_CULLER_SOURCE = Path(__file__).with_name("gpu_culler.py")
+GUARD_SOURCE = shipped.path("hub_guard.py")
+GPU_CULLER_SOURCE = shipped.path("gpu_culler.py")
 GPU_CULLER_PATH = "/usr/local/etc/gpu-jupyterhub/gpu_culler.py"
 # What the GPU culler may do, nothing more: list users, read their servers and activity, stop servers.
-GPU_OVERVIEW_SOURCE = Path(__file__).with_name("gpu_overview.py")
+GPU_OVERVIEW_SOURCE = shipped.path("gpu_overview.py")
 GPU_OVERVIEW_PATH = "/usr/local/etc/gpu-jupyterhub/gpu_overview.py"
 GPU_OVERVIEW_PORT = 10101
 # read-only: users, their admin flag and servers' activity; never a server's stop or start
 GPU_OVERVIEW_SCOPES = ("list:users", "read:users", "read:servers")
 GPU_CULLER_SCOPES = ("list:users", "read:users:activity", "read:servers", "delete:servers")
 PULL_SECRET = "harbor-pull"
-LIVE_PROFILES_SOURCE = Path(__file__).with_name("live_profiles.py")
+LIVE_PROFILES_SOURCE = shipped.path("live_profiles.py")
+# NativeAuthenticator's throttle for its accounts, the same as hub_guard.py's LoginThrottle for the admin names
+# (tests/test_hub_guard.py checks that they agree)
+LOGIN_FAILURES, LOGIN_PAUSE_SECONDS = 5, 60
 # Where the hub and proxy run: nodes an admin marked for them (z2jh's convention) first, then any node without
 # GPUs. GPU machines are the ones switched off or rebooted for driver updates, and their capacity is the users';
 # a preference, so a single GPU workstation still runs everything. Replaces the chart's own core affinity
@@ -203,7 +205,7 @@ def _chart_pods(component: str) -> dict[str, Any]:
 
 
 def gpu_overview_values(cfg: StackConfig) -> dict[str, Any]:
-    """The GPU overview (components/gpu_overview.py), a hub service in the hub pod, reached through the proxy:
+    """The GPU overview (components/shipped/gpu_overview.py), a hub service in the hub pod, reached through the proxy:
     hub.services/loadRoles/extraFiles, the hub Service's extra port and the two pods' network rules. Empty
     without the availability service it reads from."""
     if not (cfg.profiles.liveAvailability and cfg.profiles.gpuOverview):

@@ -1,10 +1,10 @@
 """Run hub-side code (hub.extraConfig text) as the hub does, attributed to its source file for coverage.
 
-The program ships ``components/live_profiles.py``, ``hub_guard.py`` and ``gpu_culler.py`` as text in the
+The program ships ``components/shipped/live_profiles.py``, ``hub_guard.py``, ``gpu_culler.py`` ... as text in the
 Helm values, and the hub executes that text. Executed as a plain string, coverage cannot tell which file
 ran; compiled with the source file's own path (the shipped text starts with the file, unchanged), every
 line counts for that file while the test still runs exactly the shipped text. For the same reason the
-text runs with ``__name__`` set to the file's module (``components.live_profiles``) and the caller's name
+text runs with ``__name__`` set to the file's module (``components.shipped.live_profiles``) and the caller's name
 restored afterwards: the shipped code never reads ``__name__``, and its functions then carry the module
 name that mutation testing (mutmut, scripts/mutation.sh) dispatches its mutants by.
 """
@@ -14,11 +14,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from components import shipped
+
 COMPONENTS = Path(__file__).resolve().parents[1] / "components"
-SHIPPED = [
-    COMPONENTS / n
-    for n in ("live_profiles.py", "hub_guard.py", "gpu_culler.py", "availability_service.py", "gpu_overview.py")
-]
+SHIPPED = [shipped.path(n) for n in shipped.HUB_FILES]
 
 
 def filename_for(text: str) -> str:
@@ -30,9 +29,9 @@ def filename_for(text: str) -> str:
 
 
 def module_for(filename: str) -> str | None:
-    """``components.live_profiles`` for a shipped file, None for other config text."""
+    """``components.shipped.live_profiles`` for a shipped file, None for other config text."""
     path = Path(filename)
-    return f"components.{path.stem}" if path in SHIPPED else None
+    return f"components.shipped.{path.stem}" if path in SHIPPED else None
 
 
 def exec_hub_text(text: str, namespace: dict[str, Any]) -> dict[str, Any]:

@@ -18,12 +18,13 @@ from typing import Any
 import pytest
 
 from components import availability_spec as spec
+from components import shipped
 from components.values import CORE_POD_AFFINITY
 from tests.hubcode import COMPONENTS, exec_hub_text
 from tests.pss import restricted_violations
 
-LIVE = exec_hub_text((COMPONENTS / "live_profiles.py").read_text(), {})
-SERVICE = exec_hub_text((COMPONENTS / "availability_service.py").read_text(), {"__name__": "availability_service"})
+LIVE = exec_hub_text(shipped.text("live_profiles.py"), {})
+SERVICE = exec_hub_text(shipped.text("availability_service.py"), {"__name__": "availability_service"})
 IMAGE = "harbor.lab.example/mirror/k8s-hub:4.4.0"
 
 
@@ -39,8 +40,8 @@ def test_the_service_pod_is_restricted_and_runs_the_shipped_files() -> None:
     assert pod["imagePullSecrets"] == [{"name": "harbor-pull"}]
     assert pod["containers"][0]["image"] == IMAGE
     assert objects["ConfigMap"]["data"] == {
-        "availability_service.py": (COMPONENTS / "availability_service.py").read_text(),
-        "live_profiles.py": (COMPONENTS / "live_profiles.py").read_text(),
+        "availability_service.py": (COMPONENTS / "shipped" / "availability_service.py").read_text(),
+        "live_profiles.py": (COMPONENTS / "shipped" / "live_profiles.py").read_text(),
     }
     command = pod["containers"][0]["command"]
     assert command[1] == f"{spec.MOUNT_DIR}/availability_service.py"

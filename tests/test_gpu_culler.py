@@ -1,4 +1,4 @@
-"""The GPU-idle culler's deploy side (service, role, file) and its pure selection (components/gpu_culler.py);
+"""The GPU-idle culler's deploy side (service, role, file) and its pure selection (components/shipped/gpu_culler.py);
 tests/cluster/test_gpu_culler_local.py runs it against a real JupyterHub."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
+from components import shipped
 from components.config import parse_config
 from components.nodes import parse_nodes
 from components.values import GPU_CULLER_PATH, GPU_CULLER_SCOPES, build_values
@@ -17,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def culler() -> Any:
-    spec = importlib.util.spec_from_file_location("gpu_culler", ROOT / "components" / "gpu_culler.py")
+    spec = importlib.util.spec_from_file_location("gpu_culler", ROOT / "components" / "shipped" / "gpu_culler.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -38,7 +39,7 @@ def test_the_service_runs_with_its_own_role_on_the_gpu_profiles() -> None:
     assert "--timeout=1800" in command and command[1] == GPU_CULLER_PATH
     assert hub["loadRoles"]["gpu-culler"] == {"services": ["gpu-culler"], "scopes": list(GPU_CULLER_SCOPES)}
     assert "admin" not in hub["services"]["gpu-culler"], "no admin rights: its role is all it has"
-    assert hub["extraFiles"]["gpu-culler"]["stringData"] == (ROOT / "components" / "gpu_culler.py").read_text()
+    assert hub["extraFiles"]["gpu-culler"]["stringData"] == shipped.text("gpu_culler.py")
 
 
 def test_off_without_gpu_profiles_or_when_switched_off() -> None:

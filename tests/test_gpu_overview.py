@@ -1,4 +1,4 @@
-"""The GPU overview (components/gpu_overview.py, issue 26): who holds which GPU, from the availability
+"""The GPU overview (components/shipped/gpu_overview.py, issue 26): who holds which GPU, from the availability
 service's watch, DCGM's metrics in their real text format, what each viewer may see, escaping, and the page
 through a real JupyterHub 5.5 that runs it as the deployed hub service (OAuth login through the hub)."""
 
@@ -27,9 +27,9 @@ from tests.conftest import BASE_CONFIG, GIVEN_REFS
 from tests.fixtures.nodefactory import SCENARIOS
 from tests.hubcode import COMPONENTS, exec_hub_text
 
-SOURCE = COMPONENTS / "gpu_overview.py"
+SOURCE = COMPONENTS / "shipped" / "gpu_overview.py"
 OVERVIEW = exec_hub_text(SOURCE.read_text(), {"__name__": "gpu_overview"})
-LIVE = exec_hub_text((COMPONENTS / "live_profiles.py").read_text(), {})
+LIVE = exec_hub_text((COMPONENTS / "shipped" / "live_profiles.py").read_text(), {})
 
 # What NVIDIA's dcgm-exporter serves (its default counters, Kubernetes pod mapping on): HELP/TYPE lines,
 # labels with the GPU index, UUID, model, host and, for a GPU a pod holds, the pod.

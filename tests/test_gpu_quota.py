@@ -1,4 +1,4 @@
-"""The per-user GPU quota, enforced before every spawn by the hub-side guard (components/hub_guard.py):
+"""The per-user GPU quota, enforced before every spawn by the hub-side guard (components/shipped/hub_guard.py):
 through KubeSpawner 7.0.0 with a user's other servers, and through the REST API of a real JupyterHub 5.5."""
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def gpu_pod(user: str, server: str, gpus: int, phase: str = "Running") -> dict[s
 
 
 def test_held_gpus_come_from_the_users_pods_and_active_servers() -> None:
-    from components.hub_guard import held_gpus
+    from components.shipped.hub_guard import held_gpus
 
     pods = [
         gpu_pod("alice", "a", 2),
@@ -161,7 +161,7 @@ def form_profiles() -> list[dict[str, Any]]:
 
 
 def test_the_form_keeps_only_choices_within_the_quota_and_says_why() -> None:
-    from components.hub_guard import form_within_quota
+    from components.shipped.hub_guard import form_within_quota
 
     profiles = form_profiles()
     assert form_within_quota(profiles, [("a", 1)], None) is profiles, "no limit: unchanged"
@@ -183,7 +183,7 @@ def test_the_form_keeps_only_choices_within_the_quota_and_says_why() -> None:
 
 
 def test_the_full_quota_page_escapes_server_names() -> None:
-    from components.hub_guard import quota_full_page
+    from components.shipped.hub_guard import quota_full_page
 
     page = quota_full_page([("<b>x</b>", 1), ("", 1), ("cpu", 0)], 2)
     assert "&lt;b&gt;x&lt;/b&gt;, default" in page and "<b>" not in page and "You use 2 of your 2 GPUs" in page

@@ -1,4 +1,4 @@
-"""The hub-side guards (components/hub_guard.py), executed as the hub executes hub.extraConfig.
+"""The hub-side guards (components/shipped/hub_guard.py), executed as the hub executes hub.extraConfig.
 
 The image guard, through KubeSpawner 7.0.0 itself: a request without a profile, a newline, another Harbor
 project or a too-permissive regex never yields a pod with an image the deploy did not allow. The native
@@ -151,7 +151,7 @@ def test_admin_password_reaches_the_hub_only_as_a_secret_reference() -> None:
 
 
 def test_login_throttle_pauses_a_name_after_five_failures() -> None:
-    from components.hub_guard import LoginThrottle
+    from components.shipped.hub_guard import LoginThrottle
 
     now = [1000.0]
     t = LoginThrottle(failures=5, pause=60, clock=lambda: now[0], size=3)

@@ -2,7 +2,7 @@
 against a fake API client, and which sizes a node has room for (mutation testing, scripts/mutation.sh, found
 the watch loop untested outside e2e, and taints, init containers and the size boundaries unasserted).
 
-The code runs as the hub runs it: components/live_profiles.py's text, executed (tests/hubcode.py)."""
+The code runs as the hub runs it: components/shipped/live_profiles.py's text, executed (tests/hubcode.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import pytest
 
 from tests.hubcode import COMPONENTS, exec_hub_text
 
-NS = exec_hub_text((COMPONENTS / "live_profiles.py").read_text(), {})
+NS = exec_hub_text((COMPONENTS / "shipped" / "live_profiles.py").read_text(), {})
 GIB = 1024**3
 
 

@@ -17,8 +17,8 @@ import yaml
 from project import PulumiProject, example_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from components import shipped
 from components.config import StackConfig
-from components.live_profiles import apply_availability, gpu_usage
 from components.plan import render_form
 
 NODES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "nodes" / "homelab.json"
@@ -34,7 +34,8 @@ def deployed_form(context: str) -> str:
     values = yaml.safe_load(base64.b64decode(secret["data"]["values.yaml"]))
     nodes = json.loads(cluster.kubectl(name, "get", "nodes", "-o", "json").stdout)["items"]
     pods = json.loads(cluster.kubectl(name, "get", "pods", "-A", "-o", "json").stdout)["items"]
-    profiles = apply_availability(values["singleuser"]["profileList"], gpu_usage(nodes, pods), [], [])
+    live = shipped.load("live_profiles")
+    profiles = live.apply_availability(values["singleuser"]["profileList"], live.gpu_usage(nodes, pods), [], [])
     return render_form(profiles)
 
 

@@ -29,8 +29,8 @@ from localhub import HUB_CONFIG, chp_binary, free_port, running_hub
 
 from components.availability_spec import service_url
 from components.config import parse_config
-from components.live_profiles import apply_availability, gpu_usage
 from components.nodes import parse_nodes
+from components.shipped.live_profiles import apply_availability, gpu_usage
 from components.values import build_values
 from tests import fakeapi
 from tests.conftest import BASE_CONFIG, GIVEN_REFS

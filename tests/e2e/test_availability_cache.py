@@ -1,4 +1,4 @@
-"""The availability service (components/availability_service.py, its watch loop in live_profiles.ClusterCache)
+"""The availability service (components/shipped/availability_service.py, its watch loop in live_profiles.ClusterCache)
 against the simulated cluster's real API server, read over HTTP by the hub's poller (live_profiles.RemoteUsage)
 as the hub reads it: the totals arrive, and a pod that takes a GPU shows up in (and leaves) them through watch
 events; times are printed."""
@@ -17,7 +17,7 @@ from tests.cluster.localhub import free_port
 from tests.e2e.harness import cluster
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "nodes"
-LIVE_PROFILES = Path(__file__).resolve().parents[2] / "components" / "live_profiles.py"
+LIVE_PROFILES = Path(__file__).resolve().parents[2] / "components" / "shipped" / "live_profiles.py"
 SERVICE = LIVE_PROFILES.with_name("availability_service.py")
 NAME = "cachelab"
 

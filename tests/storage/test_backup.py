@@ -1,7 +1,7 @@
 """The backup, restore and check scripts run for real: restic (from the toolchain) against a local repository
 and against the SeaweedFS S3 gateway, on a tree of notebooks the test builds.
 
-The scripts are the files the ConfigMap ships (``components/backup_scripts``), run with ``/bin/sh`` and the
+The scripts are the files the ConfigMap ships (``components/shipped/backup_scripts``), run with ``/bin/sh`` and the
 environment the CronJob gives them (``components/backup_spec``), with only the paths moved to temporary ones.
 """
 
