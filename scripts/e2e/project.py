@@ -24,9 +24,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # components/, when this runs as a script
     sys.path.insert(0, str(ROOT))
-from components.image_specs import IMAGE_SPECS  # noqa: E402
+from components.config import ImagesConfig  # noqa: E402
 
-IMAGE_NAMES = tuple(s.name for s in IMAGE_SPECS)
+# the default stack's images (the optional ones on by default: jax and rapids, not rust)
+IMAGE_NAMES = tuple(s.name for s in ImagesConfig().specs())
 PASSPHRASE = "e2e-passphrase-not-a-secret"
 TOOLS = (
     "pulumi",
