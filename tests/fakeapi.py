@@ -3,10 +3,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters: [{name: none, cluster: {server: "http://127.0.0.1:%d"}}]
+users: [{name: none, user: {token: none}}]
+contexts: [{name: none, context: {cluster: none, user: none, namespace: jupyterhub}}]
+current-context: none
+"""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -57,3 +68,39 @@ def start():
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+def kubeconfig(server: ThreadingHTTPServer) -> str:
+    """A kubeconfig for KubeSpawner that points at this fake API server."""
+    return KUBECONFIG % server.server_address[1]
+
+
+@contextlib.contextmanager
+def availability(nodes: dict[str, Any], holders: list[dict[str, Any]] | None = None) -> Iterator[str]:
+    """The availability service's /usage and /holders with fixed figures (generation 1, 304 once the caller has
+    it); yields its base URL."""
+    bodies = {"/usage": {"generation": 1, "nodes": nodes}, "/holders": {"generation": 1, "holders": holders or []}}
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            if self.headers.get("If-None-Match") == '"1"':
+                self.send_response(304)
+                self.end_headers()
+                return
+            data = json.dumps(bodies.get(self.path, bodies["/usage"])).encode()
+            self.send_response(200)
+            self.send_header("ETag", '"1"')
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()

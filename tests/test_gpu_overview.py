@@ -4,15 +4,11 @@ through a real JupyterHub 5.5 that runs it as the deployed hub service (OAuth lo
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import secrets
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +18,8 @@ import requests
 from components.config import ConfigError, parse_config
 from components.nodes import parse_nodes
 from components.values import GPU_OVERVIEW_PATH, GPU_OVERVIEW_SCOPES, build_values
-from tests.cluster.localhub import chp_binary, free_port, running_hub
+from tests import fakeapi
+from tests.cluster.localhub import HUB_ON_LOOPBACK, chp_binary, free_port, running_hub
 from tests.conftest import BASE_CONFIG, GIVEN_REFS
 from tests.fixtures.nodefactory import SCENARIOS
 from tests.hubcode import COMPONENTS, exec_hub_text
@@ -219,42 +216,9 @@ def values_for(**profiles: Any) -> dict[str, Any]:
 # ---- through a real JupyterHub 5.5 ----
 
 
-@contextlib.contextmanager
-def fake_availability() -> Iterator[str]:
-    """The availability service's two endpoints, answering fixed figures."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            body = {"generation": 1, "nodes": USAGE} if self.path == "/usage" else {"generation": 1, "holders": HOLDERS}
-            data = json.dumps(body).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-
-
 HUB_CONFIG = """
 import json
-c = get_config()  # noqa: F821
-c.JupyterHub.ip = "127.0.0.1"
-c.JupyterHub.port = {port}
-c.JupyterHub.hub_ip = "127.0.0.1"
-c.JupyterHub.hub_port = {hub_port}
-c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
-c.ConfigurableHTTPProxy.command = [{chp!r}]
-c.JupyterHub.db_url = "sqlite:///" + {workdir!r} + "/jupyterhub.sqlite"
-c.JupyterHub.cookie_secret_file = {workdir!r} + "/cookie_secret"
+""" + HUB_ON_LOOPBACK + """
 c.JupyterHub.authenticator_class = "dummy"
 c.Authenticator.allow_all = True
 c.Authenticator.admin_users = {{"root"}}
@@ -271,7 +235,7 @@ def test_the_page_through_the_hub_shows_each_viewer_what_they_may_see(tmp_path: 
     hub = copy.deepcopy(values_for()["hub"])
     service = hub["services"]["gpu-overview"]
     port, page_port = free_port(), free_port()
-    with fake_availability() as source:
+    with fakeapi.availability(USAGE, HOLDERS) as source:
         service["url"] = f"http://127.0.0.1:{page_port}"
         local = {"python3": sys.executable, GPU_OVERVIEW_PATH: str(SOURCE)}
         service["command"] = [

@@ -23,29 +23,13 @@ from components.config import parse_config
 from components.nodes import parse_nodes
 from components.values import build_values
 from tests import fakeapi
-from tests.cluster.localhub import chp_binary, free_port, running_hub
+from tests.cluster.localhub import HUB_ON_LOOPBACK, chp_binary, free_port, running_hub
 from tests.conftest import BASE_CONFIG, GIVEN_REFS
 from tests.fixtures.nodefactory import SCENARIOS
 
-KUBECONFIG = """apiVersion: v1
-kind: Config
-clusters: [{name: none, cluster: {server: "http://127.0.0.1:%d"}}]
-users: [{name: none, user: {token: none}}]
-contexts: [{name: none, context: {cluster: none, user: none, namespace: jupyterhub}}]
-current-context: none
-"""
-
 CONFIG = """
 import json
-c = get_config()  # noqa: F821
-c.JupyterHub.ip = "127.0.0.1"
-c.JupyterHub.port = {port}
-c.JupyterHub.hub_ip = "127.0.0.1"
-c.JupyterHub.hub_port = {hub_port}
-c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
-c.ConfigurableHTTPProxy.command = [{chp!r}]
-c.JupyterHub.db_url = "sqlite:///" + {workdir!r} + "/jupyterhub.sqlite"
-c.JupyterHub.cookie_secret_file = {workdir!r} + "/cookie_secret"
+""" + HUB_ON_LOOPBACK + """
 c.JupyterHub.cleanup_servers = False
 c.JupyterHub.allow_named_servers = True
 c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 2}}
@@ -78,7 +62,7 @@ def _run_hub(
     # the guards stays pending (active), as on a busy cluster
     own_api = api is None
     api = api or fakeapi.start()
-    (workdir / "kubeconfig").write_text(KUBECONFIG % api.server_address[1])
+    (workdir / "kubeconfig").write_text(fakeapi.kubeconfig(api))
     token = secrets.token_hex(16)
     port = free_port()
     config = CONFIG.format(

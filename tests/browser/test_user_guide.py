@@ -9,7 +9,6 @@ JupyterLab picture. GPU_JUPYTERHUB_UPDATE_SCREENSHOTS=1 writes the pictures into
 from __future__ import annotations
 
 import base64
-import contextlib
 import html
 import json
 import os
@@ -17,15 +16,13 @@ import re
 import secrets
 import shutil
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from localhub import HUB_CONFIG, chp_binary, free_port, running_hub
+from localhub import HUB_CONFIG, HUB_ON_LOOPBACK, chp_binary, free_port, running_hub
 
 from components.availability_spec import service_url
 from components.config import parse_config
@@ -42,24 +39,9 @@ PICTURES = ("spawn-form.png", "spawn-gpu-class.png", "spawn-pending.png", "jupyt
 NODES = SCENARIOS["mixed"]["items"]
 # another user's servers: both GPUs of gpu-node-3 and one of gpu-node-2
 BUSY = [("gpu-node-3", 2), ("gpu-node-2", 1)]
-KUBECONFIG = """apiVersion: v1
-kind: Config
-clusters: [{name: none, cluster: {server: "http://127.0.0.1:%d"}}]
-users: [{name: none, user: {token: none}}]
-contexts: [{name: none, context: {cluster: none, user: none, namespace: jupyterhub}}]
-current-context: none
-"""
 CONFIG = """
 import json
-c = get_config()  # noqa: F821
-c.JupyterHub.ip = "127.0.0.1"
-c.JupyterHub.port = {port}
-c.JupyterHub.hub_ip = "127.0.0.1"
-c.JupyterHub.hub_port = {hub_port}
-c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
-c.ConfigurableHTTPProxy.command = [{chp!r}]
-c.JupyterHub.db_url = "sqlite:///" + {workdir!r} + "/jupyterhub.sqlite"
-c.JupyterHub.cookie_secret_file = {workdir!r} + "/cookie_secret"
+""" + HUB_ON_LOOPBACK + """
 c.JupyterHub.cleanup_servers = False
 c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 1}}
 c.JupyterHub.authenticator_class = "dummy"
@@ -92,47 +74,19 @@ def plan() -> dict[str, Any]:
     return {"values": values, "usage": usage, "shown": shown, "namespace": cfg.namespace}
 
 
-@contextlib.contextmanager
-def availability(usage: dict[str, Any]) -> Iterator[str]:
-    """The availability service's /usage, answering the real ClusterCache totals (304 once the hub has them)."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            if self.headers.get("If-None-Match") == '"1"':
-                self.send_response(304)
-                self.end_headers()
-                return
-            body = json.dumps({"generation": 1, "nodes": usage}).encode()
-            self.send_response(200)
-            self.send_header("ETag", '"1"')
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/usage"
-    finally:
-        server.shutdown()
-
-
 @pytest.fixture(scope="module")
 def kube_hub(plan: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
     workdir = tmp_path_factory.mktemp("guidehub")
     values = plan["values"]
     api = fakeapi.start()
-    with availability(plan["usage"]) as source:
+    with fakeapi.availability(plan["usage"]) as base:
+        source = f"{base}/usage"
         (workdir / "profiles.json").write_text(json.dumps(values["singleuser"]["profileList"]))
         (workdir / "guards.py").write_text(values["hub"]["extraConfig"]["05-guards"])
         live = values["hub"]["extraConfig"]["20-live-profiles"]
         assert repr(service_url(plan["namespace"])) in live
         (workdir / "live.py").write_text(live.replace(repr(service_url(plan["namespace"])), repr(source)))
-        (workdir / "kubeconfig").write_text(KUBECONFIG % api.server_address[1])
+        (workdir / "kubeconfig").write_text(fakeapi.kubeconfig(api))
         port = free_port()
         config = CONFIG.format(
             port=port, hub_port=free_port(), proxy_api_port=free_port(), chp=chp_binary(), workdir=str(workdir),

@@ -19,9 +19,9 @@ import requests
 REPO = Path(__file__).resolve().parents[2]
 CHP_INSTALLER = REPO / "scripts" / "notebooks" / "install-chp.sh"
 
-HUB_CONFIG = """
-import os
-
+# The start of every test hub's jupyterhub_config.py: hub and proxy on 127.0.0.1, state in the work dir (a
+# str.format template: {port}, {hub_port}, {proxy_api_port}, {chp}, {workdir}).
+HUB_ON_LOOPBACK = """
 c = get_config()  # noqa: F821
 c.JupyterHub.ip = "127.0.0.1"
 c.JupyterHub.port = {port}
@@ -29,9 +29,14 @@ c.JupyterHub.hub_ip = "127.0.0.1"
 c.JupyterHub.hub_port = {hub_port}
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
 c.ConfigurableHTTPProxy.command = [{chp!r}]
-c.ConfigurableHTTPProxy.pid_file = {workdir!r} + "/proxy.pid"
 c.JupyterHub.db_url = "sqlite:///" + {workdir!r} + "/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = {workdir!r} + "/cookie_secret"
+"""
+
+HUB_CONFIG = """
+import os
+""" + HUB_ON_LOOPBACK + """
+c.ConfigurableHTTPProxy.pid_file = {workdir!r} + "/proxy.pid"
 c.JupyterHub.pid_file = {workdir!r} + "/jupyterhub.pid"
 c.JupyterHub.allow_named_servers = True
 c.JupyterHub.authenticator_class = "dummy"
