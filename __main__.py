@@ -1,7 +1,7 @@
 """gpu-jupyterhub: JupyterHub on a small GPU Kubernetes cluster.
 
 Everything is validated (config, nodes) before the first resource is registered, so bad input never
-leaves a half-deployed stack. The Helm values come from ``components.values.build_values``, the same
+leaves a half-deployed stack. The Helm values come from ``components.core.values.build_values``, the same
 function the offline plan command prints.
 """
 
@@ -14,9 +14,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.availability import GpuAvailability, GpuAvailabilityArgs
-from components.availability_spec import availability_objects
 from components.backup import NotebookBackup, NotebookBackupArgs
-from components.backup_spec import (
+from components.core.availability_spec import availability_objects
+from components.core.backup_spec import (
     ACCESS_KEY,
     PASSWORD_KEY,
     SECRET_KEY,
@@ -24,22 +24,17 @@ from components.backup_spec import (
     backup_guard,
     backup_summary,
 )
-from components.backup_spec import check_target as check_backup_target
-from components.backup_spec import configmap as backup_configmap
-from components.backup_spec import secret_keys as backup_secret_keys
-from components.chart import ChartSource, chart_source
-from components.chart_images import HUB_IMAGE
-from components.config import ConfigError, StackConfig, load_pulumi_config
-from components.hub import JupyterHub, JupyterHubArgs
-from components.hub_rbac import hub_role_objects
-from components.image_builds import ImageBuilds, ImageBuildsArgs, RegistryPullSecret, RegistryPullSecretArgs
-from components.inventory import InventoryError, from_cluster, from_file, storage_objects
-from components.nodes import Inventory
-from components.prepull import PrePuller, PrePullerArgs
-from components.profiles import USER_POD_TOLERATIONS, ProfilePlan, build_profiles
-from components.storage import NotebookStorage, NotebookStorageArgs
-from components.storage_guard import keep_volume_settings, storage_problems
-from components.storage_spec import (
+from components.core.backup_spec import check_target as check_backup_target
+from components.core.backup_spec import configmap as backup_configmap
+from components.core.backup_spec import secret_keys as backup_secret_keys
+from components.core.chart import ChartSource, chart_source
+from components.core.chart_images import HUB_IMAGE
+from components.core.config import ConfigError, StackConfig, load_pulumi_config
+from components.core.hub_rbac import hub_role_objects
+from components.core.nodes import Inventory
+from components.core.profiles import USER_POD_TOLERATIONS, ProfilePlan, build_profiles
+from components.core.storage_guard import keep_volume_settings, storage_problems
+from components.core.storage_spec import (
     persistent_volume,
     persistent_volume_claim,
     proof_id,
@@ -48,7 +43,7 @@ from components.storage_spec import (
     verification_jobs,
     verification_nodes,
 )
-from components.values import (
+from components.core.values import (
     ADMIN_PASSWORD_KEY,
     CORE_POD_AFFINITY,
     OAUTH_SECRET_KEY,
@@ -63,6 +58,11 @@ from components.values import (
     values_from_plan,
     values_size_warning,
 )
+from components.hub import JupyterHub, JupyterHubArgs
+from components.image_builds import ImageBuilds, ImageBuildsArgs, RegistryPullSecret, RegistryPullSecretArgs
+from components.inventory import InventoryError, from_cluster, from_file, storage_objects
+from components.prepull import PrePuller, PrePullerArgs
+from components.storage import NotebookStorage, NotebookStorageArgs
 
 ROOT = Path(__file__).parent
 

@@ -33,8 +33,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from components import image_imports
-from components.image_specs import IMAGE_SPECS, STACK_TARGET, ImageSpec, build_order, parents, specs_by_name
+from components.core import image_imports
+from components.core.image_specs import IMAGE_SPECS, STACK_TARGET, ImageSpec, build_order, parents, specs_by_name
 from tests.images import docker_env as de
 
 LINK_BYTES_PER_S = 1e9 / 8  # 1 Gb/s

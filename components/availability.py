@@ -1,4 +1,4 @@
-"""GpuAvailability component: registers the availability service's objects (``components.availability_spec``)."""
+"""GpuAvailability component: registers the availability service's objects (``components.core.availability_spec``)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """NotebookBackup component: the restic credentials Secret, the scripts ConfigMap and the two CronJobs.
 
-Manifests come from ``components.backup_spec`` (pure); this only registers them. The Secret's values are
+Manifests come from ``components.core.backup_spec`` (pure); this only registers them. The Secret's values are
 Pulumi secrets from stack config and never leave as plain text.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.backup_spec import LABELS, SECRET_NAME
+from components.core.backup_spec import LABELS, SECRET_NAME
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 The hub holds no cluster-wide right: spawn-time GPU availability comes from the availability service
 (components/availability.py), which alone lists and watches every node and pod. In its namespace it holds the
-Role of components/hub_rbac.py (no Secrets) instead of the chart's.
+Role of components/core/hub_rbac.py (no Secrets) instead of the chart's.
 
 `helm.v3.Release` (not `helm.v4.Chart`) because the chart relies on Helm hooks and release history.
 """
@@ -15,15 +15,15 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.chart import ChartSource
-from components.values import AUTH_SECRET
+from components.core.chart import ChartSource
+from components.core.values import AUTH_SECRET
 
 RELEASE_NAME = "jupyterhub"
 
 
 @dataclass
 class JupyterHubArgs:
-    """What the hub needs; values are the output of ``components.values.build_values``."""
+    """What the hub needs; values are the output of ``components.core.values.build_values``."""
 
     namespace: pulumi.Input[str]
     values: pulumi.Input[dict[str, Any]]
@@ -33,7 +33,7 @@ class JupyterHubArgs:
     auth_secrets: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     # what must exist before the release (the availability service the hub polls)
     depends_on: list[pulumi.Resource] = field(default_factory=list)
-    # the hub's Role and RoleBinding (components.hub_rbac), in place of the chart's
+    # the hub's Role and RoleBinding (components.core.hub_rbac), in place of the chart's
     rbac: list[dict[str, Any]] = field(default_factory=list)
 
 

@@ -1,6 +1,6 @@
 """Build the Jupyter images, push them to Harbor and hand out digest-pinned references.
 
-One ``pulumi_docker.Image`` per image in ``components.image_specs``, in FROM-chain order:
+One ``pulumi_docker.Image`` per image in ``components.core.image_specs``, in FROM-chain order:
 a derived image gets its parent's *stack* digest as ``BASE_IMAGE`` (the parent's Dockerfile
 up to its ``stack`` stage, pushed as ``<version>-stack``: everything but the examples), so a
 rebuilt base rebuilds its children, a notebook-only change does not rerun their package
@@ -21,7 +21,7 @@ import pulumi
 import pulumi_docker as docker
 import pulumi_kubernetes as kubernetes
 
-from components.image_specs import (
+from components.core.image_specs import (
     IMAGE_ARCHITECTURES,
     IMAGE_OS,
     IMAGE_SPECS,

@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from components.nodes import Inventory, NodeDataError, parse_nodes
+from components.core.nodes import Inventory, NodeDataError, parse_nodes
 
 
 class InventoryError(Exception):
@@ -32,7 +32,7 @@ def kubectl_command(context: str, kubeconfig_path: str | None, resources: str = 
 
 def from_file(path: str | Path, base_dir: Path, source: str = "gpu-jupyterhub:nodes.file") -> Inventory:
     """An offline node list; a relative path is taken from ``base_dir``; errors name ``source``. No API server
-    checked the file, so a node name it would refuse makes the whole file an error (components.nodes)."""
+    checked the file, so a node name it would refuse makes the whole file an error (components.core.nodes)."""
     p = Path(path)
     if not p.is_absolute():
         p = base_dir / p
@@ -94,7 +94,7 @@ def from_cluster(context: str, kubeconfig: str | None) -> Inventory:
 
 
 def storage_objects(context: str, kubeconfig: str | None) -> list[dict]:
-    """The cluster's PersistentVolumes and StorageClasses (for components.storage_guard)."""
+    """The cluster's PersistentVolumes and StorageClasses (for components.core.storage_guard)."""
     text = _kubectl_get(context, kubeconfig, "persistentvolumes,storageclasses")
     try:
         doc = json.loads(text)

@@ -21,7 +21,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as kubernetes
 
-from components.image_specs import CudaVariant, driver_terms, with_platform
+from components.core.image_specs import CudaVariant, driver_terms, with_platform
 
 GPU_NODE_LABEL = "nvidia.com/gpu.present"
 APP_LABEL = "gpu-jupyterhub-image-prepuller"

@@ -16,7 +16,7 @@ import pulumi_kubernetes as k8s
 
 @dataclass
 class NotebookStorageArgs:
-    """Manifests from ``components.storage_spec``; jobs only when verification is on."""
+    """Manifests from ``components.core.storage_spec``; jobs only when verification is on."""
 
     claim: dict[str, Any]
     volume: dict[str, Any] | None

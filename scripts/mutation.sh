@@ -4,7 +4,7 @@
 # it, and the score is printed. Not in CI (it takes hours on 2 cores); run it after changing the core or its
 # tests, and read the survivors with `.work/mutation/venv/bin/mutmut show <name>`. Results are kept between
 # runs (mutmut re-runs only mutants of changed functions, or those named), so a run can be resumed.
-# Usage: scripts/mutation.sh [NAME-OR-GLOB ...]   e.g. scripts/mutation.sh 'components.nodes*'
+# Usage: scripts/mutation.sh [NAME-OR-GLOB ...]   e.g. scripts/mutation.sh 'components.core.nodes*'
 #        scripts/mutation.sh --sample N [--seed S]  run N unrun mutants drawn uniformly (a batch of a sample:
 #                                                   scripts/mutation_report.py estimates the rest from it)
 # Scores: docs/mutation.md.

@@ -28,7 +28,7 @@ EQUIVALENT_DOC = Path(__file__).resolve().parents[1] / "docs" / "mutation.md"
 
 
 def read_results(path: Path) -> dict[str, str]:
-    """{mutant name: status} from lines such as ``    components.nodes.x_parse_node__mutmut_12: survived``."""
+    """{mutant name: status} from lines such as ``    components.core.nodes.x_parse_node__mutmut_12: survived``."""
     out = {}
     for line in path.read_text().splitlines():
         if ": " in line:

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from components.config import ImagesConfig  # noqa: E402
+from components.core.config import ImagesConfig  # noqa: E402
 from tests.fixtures.nodefactory import SCENARIOS  # noqa: E402
 from tests.hubconfig import CHART_DIR  # noqa: E402
 
@@ -83,7 +83,8 @@ def nodes_json(scenario: str) -> str:
 
 def plan_cli(*args: str) -> subprocess.CompletedProcess[str]:
     """The plan command as a user runs it, from the repository root."""
-    return subprocess.run([sys.executable, "-m", "components.plan", *args], cwd=ROOT, capture_output=True, text=True)
+    command = [sys.executable, "-m", "components.cli.plan", *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
 
 
 def plan_values(stack_file: str | Path, nodes: str | Path) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from components.nodes import parse_quantity
+from components.core.nodes import parse_quantity
 
 _INT = re.compile(r"^-?[0-9]+$")
 

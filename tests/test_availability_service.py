@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from components import availability_spec as spec
 from components import shipped
-from components.values import CORE_POD_AFFINITY
+from components.core import availability_spec as spec
+from components.core.values import CORE_POD_AFFINITY
 from tests.hubcode import COMPONENTS, exec_hub_text
 from tests.pss import restricted_violations
 
@@ -227,9 +227,9 @@ def test_the_charts_hub_policy_lets_the_hub_reach_the_service() -> None:
 
     import yaml
 
-    from components.config import parse_config
-    from components.nodes import parse_nodes
-    from components.values import build_values
+    from components.core.config import parse_config
+    from components.core.nodes import parse_nodes
+    from components.core.values import build_values
     from tests.conftest import BASE_CONFIG, GIVEN_REFS
     from tests.fixtures.nodefactory import SCENARIOS
     from tests.test_chart_render import CHART_DIR

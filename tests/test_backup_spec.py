@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from components import backup_spec
-from components.backup_spec import (
+from components.cli.restore import main as restore_main
+from components.core import backup_spec
+from components.core.backup_spec import (
     BACKUP_CRONJOB,
     BACKUP_GUARD,
     CHECK_CRONJOB,
@@ -27,9 +28,8 @@ from components.backup_spec import (
     restore_job,
     user_pod_claims,
 )
-from components.config import NOTEBOOKS_CLAIM, ConfigError, parse_config
-from components.restore import main as restore_main
-from components.storage_spec import CLAIM_NAME
+from components.core.config import NOTEBOOKS_CLAIM, ConfigError, parse_config
+from components.core.storage_spec import CLAIM_NAME
 from tests.conftest import BASE_CONFIG
 from tests.k8s import manifest_from_inputs, validate
 from tests.program import SECRET_SIG, plain_strings, run_program

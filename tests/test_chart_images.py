@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from components.chart_images import (
+from components.cli.plan import render_values
+from components.core.chart_images import (
     CHART_IMAGES,
     CHART_VERSION,
     HUB_IMAGE,
@@ -26,10 +27,9 @@ from components.chart_images import (
     chart_image_values,
     image_value,
 )
-from components.config import ConfigError, parse_config
-from components.nodes import parse_nodes
-from components.plan import render_values
-from components.values import PULL_SECRET, build_values, chart_images, registry_notes
+from components.core.config import ConfigError, parse_config
+from components.core.nodes import parse_nodes
+from components.core.values import PULL_SECRET, build_values, chart_images, registry_notes
 from tests.conftest import BASE_CONFIG, DIGEST, GIVEN_REFS, nodes_json, plan_cli, plan_values
 from tests.hubconfig import CHART_DIR, hub_config, render
 
@@ -81,7 +81,7 @@ def test_the_table_is_the_charts_values_yaml() -> None:
     in_chart = _chart_values_images(yaml.safe_load((chart / "values.yaml").read_text()))
     # singleuser.image is the users' image: ours, never a mirrored chart image
     assert in_chart.pop("singleuser.image")
-    assert in_chart == CHART_IMAGES, "the chart's images changed: update components/chart_images.py"
+    assert in_chart == CHART_IMAGES, "the chart's images changed: update components/core/chart_images.py"
 
 
 def test_every_template_writes_an_image_as_name_colon_tag() -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from components.chart import ChartSource, chart_source
-from components.config import ChartConfig, ConfigError, parse_config
+from components.core.chart import ChartSource, chart_source
+from components.core.config import ChartConfig, ConfigError, parse_config
 from tests.conftest import BASE_CONFIG
 
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from components.config import ConfigError, load_stack_file, parse_config
-from components.config_reference import markdown_table
+from components.cli.config_reference import markdown_table
+from components.core.config import ConfigError, load_stack_file, parse_config
 from tests.conftest import GIVEN_REFS, ROOT, SECRETS, nodes_json, plan_cli
 
 
@@ -109,7 +109,7 @@ def test_readme_config_reference_is_in_sync() -> None:
     start, end = "<!-- config-reference:start -->", "<!-- config-reference:end -->"
     assert start in readme and end in readme
     current = readme.split(start, 1)[1].split(end, 1)[0].strip()
-    assert current == markdown_table().strip(), "run: python -m components.config_reference --write"
+    assert current == markdown_table().strip(), "run: python -m components.cli.config_reference --write"
 
 
 def test_plan_never_prints_secrets(base_config: dict[str, Any], tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
 """Every rejecting branch of the config checks, each with the key it names and what is allowed (issue: the
-checks in components/config.py that no test ran). A branch that stops rejecting fails its case here."""
+checks in components/core/config.py that no test ran). A branch that stops rejecting fails its case here."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from components.config import ConfigError, load_stack_file, namespace_keys, parse_config
+from components.core.config import ConfigError, load_stack_file, namespace_keys, parse_config
 from tests.conftest import BASE_CONFIG
 
 CPU = {"cpuGuarantee": 1, "cpuLimit": 2, "memGuarantee": "1G", "memLimit": "2G"}

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from components.config import ConfigError, parse_config
-from components.nodes import parse_nodes
-from components.values import build_values
+from components.core.config import ConfigError, parse_config
+from components.core.nodes import parse_nodes
+from components.core.values import build_values
 from tests.conftest import BASE_CONFIG, GIVEN_REFS, ROOT, plan_cli
 from tests.fixtures.nodefactory import SCENARIOS
 
@@ -122,8 +122,8 @@ def test_hub_database_claim_is_kept_and_servers_are_limited() -> None:
 
 
 def test_shared_code_path_is_escaped_in_the_form() -> None:
-    from components.config import SharedCodeConfig
-    from components.profiles import build_profiles
+    from components.core.config import SharedCodeConfig
+    from components.core.profiles import build_profiles
 
     cfg = parse_config(raw_with("storage.sharedCode", {"hostPath": "/srv/code"}))
     # the config refuses such a path; the form escapes it anyway (defence in depth): bypass the validation

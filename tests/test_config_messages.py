@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from components.config import (
+from components.core.config import (
     NAMESPACE,
     SECRET_PLACEHOLDER,
     ConfigError,
@@ -301,7 +301,7 @@ def test_namespace_keys_from_pulumis_flat_config_map() -> None:
 
 
 def test_every_key_is_described_in_the_reference() -> None:
-    from components.config import reference_rows
+    from components.core.config import reference_rows
 
     undescribed = [key for key, _type, _default, description in reference_rows() if not description]
     assert undescribed == []

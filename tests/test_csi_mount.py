@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from components.config import parse_config
-from components.csi_mount import NodePlugin, weed_mount_args
-from components.storage_spec import persistent_volume
+from components.core.config import parse_config
+from components.core.csi_mount import NodePlugin, weed_mount_args
+from components.core.storage_spec import persistent_volume
 from tests.conftest import BASE_CONFIG
 
 

@@ -18,8 +18,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from components.config import ConfigError, parse_config
-from components.image_specs import (
+from components.core.config import ConfigError, parse_config
+from components.core.image_specs import (
     CUDA12,
     CUDA13,
     DRIVER_MAJOR_LABELS,
@@ -32,10 +32,10 @@ from components.image_specs import (
     variant_for_driver,
     with_platform,
 )
-from components.nodes import parse_nodes
+from components.core.nodes import parse_nodes
+from components.core.profiles import ANY_NODE, build_profiles
+from components.core.values import build_values
 from components.prepull import prepull_daemonsets
-from components.profiles import ANY_NODE, build_profiles
-from components.values import build_values
 from tests.conftest import BASE_CONFIG, DIGEST
 from tests.fixtures.nodefactory import SCENARIOS, node, node_list
 from tests.scheduling import nodes_for, terms_match

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from components.config import parse_config
-from components.egress_spec import BLOCKED_V4, BLOCKED_V6, user_egress_rules
-from components.nodes import parse_nodes
-from components.values import build_values
+from components.core.config import parse_config
+from components.core.egress_spec import BLOCKED_V4, BLOCKED_V6, user_egress_rules
+from components.core.nodes import parse_nodes
+from components.core.values import build_values
 from tests.conftest import BASE_CONFIG, GIVEN_REFS
 from tests.fixtures.nodefactory import node, node_list
 from tests.hubconfig import render

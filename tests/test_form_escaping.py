@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from components.config import parse_config
+from components.core.config import parse_config
+from components.core.nodes import Inventory, parse_nodes
+from components.core.values import build_values
 from components.inventory import InventoryError, from_file
-from components.nodes import Inventory, parse_nodes
-from components.values import build_values
 from tests.conftest import BASE_CONFIG, GIVEN_REFS
 from tests.fixtures.nodefactory import SCENARIOS, node, node_list
 from tests.spawner import make_spawner

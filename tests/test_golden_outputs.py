@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from components.plan import main as plan
+from components.cli.plan import main as plan
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "fixtures" / "golden.json"

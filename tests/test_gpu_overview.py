@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import requests
 
-from components.config import ConfigError, parse_config
-from components.nodes import parse_nodes
-from components.values import GPU_OVERVIEW_PATH, GPU_OVERVIEW_SCOPES, build_values
+from components.core.config import ConfigError, parse_config
+from components.core.nodes import parse_nodes
+from components.core.values import GPU_OVERVIEW_PATH, GPU_OVERVIEW_SCOPES, build_values
 from tests import fakeapi
 from tests.cluster.localhub import HUB_ON_LOOPBACK, chp_binary, free_port, running_hub
 from tests.conftest import BASE_CONFIG, GIVEN_REFS

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from components.config import ConfigError, parse_config
-from components.nodes import parse_nodes
-from components.values import build_values
+from components.core.config import ConfigError, parse_config
+from components.core.nodes import parse_nodes
+from components.core.values import build_values
 from tests.conftest import BASE_CONFIG, GIVEN_REFS
 from tests.fixtures.nodefactory import SCENARIOS
 from tests.spawner import make_spawner, pod_for

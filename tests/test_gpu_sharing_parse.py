@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from components.nodes import SHARED_GPU_RESOURCE, blocking_taints, parse_node
+from components.core.nodes import SHARED_GPU_RESOURCE, blocking_taints, parse_node
 
 
 def node(labels: dict[str, str], allocatable: dict[str, str], taints: list[dict[str, str]] | None = None) -> Any:

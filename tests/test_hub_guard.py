@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from components.config import parse_config
-from components.nodes import parse_nodes
-from components.values import build_values
+from components.core.config import parse_config
+from components.core.nodes import parse_nodes
+from components.core.values import build_values
 from tests.conftest import BASE_CONFIG, GIVEN_REFS
 from tests.fixtures.nodefactory import SCENARIOS
 from tests.hubcode import exec_hub_text

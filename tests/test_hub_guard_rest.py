@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 import requests
 
-from components.config import parse_config
-from components.nodes import parse_nodes
-from components.values import build_values
+from components.core.config import parse_config
+from components.core.nodes import parse_nodes
+from components.core.values import build_values
 from tests import fakeapi
 from tests.cluster.localhub import HUB_ON_LOOPBACK, chp_binary, free_port, running_hub
 from tests.conftest import BASE_CONFIG, GIVEN_REFS

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from components.config import parse_config
-from components.image_specs import gpu_images
-from components.nodes import parse_nodes
-from components.profiles import ANY_NODE
-from components.values import build_values
+from components.core.config import parse_config
+from components.core.image_specs import gpu_images
+from components.core.nodes import parse_nodes
+from components.core.profiles import ANY_NODE
+from components.core.values import build_values
 from tests.conftest import BASE_CONFIG, GIVEN_REFS, nodes_json
 from tests.spawner import pods
 

@@ -9,7 +9,7 @@ import ast
 from pathlib import Path
 
 from components import shipped
-from components.values import LOGIN_FAILURES, LOGIN_PAUSE_SECONDS
+from components.core.values import LOGIN_FAILURES, LOGIN_PAUSE_SECONDS
 from tests.hubcode import exec_hub_text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,7 +28,8 @@ def imports(path: Path) -> set[str]:
 
 
 def program_files() -> list[Path]:
-    files = [ROOT / "__main__.py", *ROOT.glob("components/*.py"), *ROOT.glob("scripts/**/*.py")]
+    files = [ROOT / "__main__.py", *ROOT.glob("components/*.py"), *ROOT.glob("components/c*/*.py")]
+    files += [*ROOT.glob("scripts/**/*.py")]
     return sorted(files + list(ROOT.glob("benchmarks/*.py")))
 
 

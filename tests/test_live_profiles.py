@@ -10,10 +10,10 @@ from unittest import mock
 
 import pytest
 
-from components.config import parse_config
-from components.nodes import parse_nodes
-from components.profiles import ANY_NODE
-from components.values import build_values
+from components.core.config import parse_config
+from components.core.nodes import parse_nodes
+from components.core.profiles import ANY_NODE
+from components.core.values import build_values
 from tests.conftest import BASE_CONFIG, GIVEN_REFS
 from tests.fixtures.nodefactory import SCENARIOS
 from tests.hubcode import exec_hub_text

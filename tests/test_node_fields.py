@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from components.nodes import (
+from components.core.nodes import (
     GPU_RESOURCE,
     MAX_GPU_SLOTS,
     MAX_GPUS_PER_SERVER,
@@ -490,7 +490,7 @@ def test_messages_quote_values_up_to_40_characters() -> None:
 
 
 def test_an_equal_toleration_without_a_value_matches_a_taint_without_one() -> None:
-    from components.nodes import blocking_taints
+    from components.core.nodes import blocking_taints
 
     bare = parse_node(item(spec__taints=[{"key": "dedicated", "effect": "NoSchedule"}]))
     valued = parse_node(item(spec__taints=[{"key": "dedicated", "value": "ml", "effect": "NoSchedule"}]))

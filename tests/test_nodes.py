@@ -13,11 +13,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from components.config import parse_config
-from components.nodes import NodeDataError, parse_nodes, parse_quantity
-from components.plan import render_table, render_values
-from components.profiles import build_profiles
-from components.values import build_values, values_from_plan
+from components.cli.plan import render_table, render_values
+from components.core.config import parse_config
+from components.core.nodes import NodeDataError, parse_nodes, parse_quantity
+from components.core.profiles import build_profiles
+from components.core.values import build_values, values_from_plan
 from tests.conftest import BASE_CONFIG, GIVEN_REFS
 from tests.fixtures.nodefactory import SCENARIOS, node, node_list
 
@@ -210,7 +210,7 @@ def test_values_show_multiline_strings_as_yaml_blocks() -> None:
 
 
 def test_equal_tolerations_match_key_value_and_effect() -> None:
-    from components.nodes import blocking_taints
+    from components.core.nodes import blocking_taints
 
     [n] = parse_nodes(
         node_list(node("g", gpus=1, taints=[{"key": "dedicated", "value": "ml-team", "effect": "NoSchedule"}]))
@@ -226,7 +226,7 @@ def test_equal_tolerations_match_key_value_and_effect() -> None:
 def test_condition_taints_on_a_ready_node_do_not_exclude_it() -> None:
     """node.kubernetes.io/* taints come and go with conditions (memory pressure, ...); NotReady and cordoned
     are reported as such. A transient condition does not take a Ready node out of the profiles."""
-    from components.nodes import blocking_taints
+    from components.core.nodes import blocking_taints
 
     doc = node_list(node("g", gpus=1, taints=[{"key": "node.kubernetes.io/memory-pressure", "effect": "NoSchedule"}]))
     [n] = parse_nodes(doc).nodes

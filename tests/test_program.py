@@ -12,9 +12,9 @@ import pytest
 import yaml
 from pulumi.runtime.rpc import UNKNOWN
 
-from components.config import parse_config
-from components.nodes import parse_nodes
-from components.values import build_values
+from components.core.config import parse_config
+from components.core.nodes import parse_nodes
+from components.core.values import build_values
 from tests.conftest import GIVEN_REFS, SECRETS, nodes_json, plan_values
 from tests.k8s import manifest_from_inputs, validate
 from tests.program import FAKE_DIGEST, SECRET_SIG, Run, plain_strings, run_program
@@ -241,8 +241,8 @@ def test_pods_pull_with_the_pull_only_account_when_one_is_given(base_config: dic
 def test_without_a_pull_account_the_push_account_is_used_with_a_warning(base_config: dict[str, Any]) -> None:
     r = run(copy.deepcopy(base_config))
     assert _pull_auth(r)["password"] == SECRETS["registry"]
-    from components.config import parse_config
-    from components.values import registry_notes
+    from components.core.config import parse_config
+    from components.core.values import registry_notes
 
     [note] = registry_notes(parse_config(base_config))
     assert "pull-only robot account" in note

@@ -6,11 +6,11 @@ import copy
 
 import pytest
 
-from components.backup_spec import check_target
-from components.config import ConfigError, parse_config
-from components.nodes import parse_nodes
-from components.profiles import build_profiles
-from components.storage_spec import shared_code_host, shared_code_objects
+from components.core.backup_spec import check_target
+from components.core.config import ConfigError, parse_config
+from components.core.nodes import parse_nodes
+from components.core.profiles import build_profiles
+from components.core.storage_spec import shared_code_host, shared_code_objects
 from tests.conftest import BASE_CONFIG, GIVEN_REFS, nodes_json
 from tests.fixtures.nodefactory import SCENARIOS
 from tests.k8s import validate

@@ -12,12 +12,12 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from components.config import ConfigError, parse_config
-from components.nodes import parse_nodes
-from components.plan import render_table
-from components.profiles import ANY_NODE, build_profiles
-from components.sizing import Budget, Size, fraction_sizes, gpu_size, memory_spec, nice_floor
-from components.values import build_values
+from components.cli.plan import render_table
+from components.core.config import ConfigError, parse_config
+from components.core.nodes import parse_nodes
+from components.core.profiles import ANY_NODE, build_profiles
+from components.core.sizing import Budget, Size, fraction_sizes, gpu_size, memory_spec, nice_floor
+from components.core.values import build_values
 from tests.conftest import BASE_CONFIG, GIVEN_REFS
 from tests.fixtures.nodefactory import SCENARIOS, many, node, node_list
 from tests.scheduling import nodes_for, why_not

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from components.config import ConfigError, parse_config
-from components.nodes import parse_nodes
-from components.storage_spec import (
+from components.core.config import ConfigError, parse_config
+from components.core.nodes import parse_nodes
+from components.core.storage_spec import (
     HOME,
     LOCAL_STATE_DIR,
     NOTEBOOKS_DIR,
@@ -316,7 +316,7 @@ def test_verification_jobs_are_batch_jobs_named_within_dns_limits() -> None:
 def test_the_proof_runs_again_exactly_when_what_it_proves_changes() -> None:
     """Issue 28: the run id was random, so every preview after `up` proposed to replace every check Job. Now it is
     a hash of what the proof covers: stable for the same inputs, new for another node set, volume or image."""
-    from components.storage_spec import proof_id
+    from components.core.storage_spec import proof_id
 
     base = proof_id(cfg(), ["cpu-1", "gpu-1"], "harbor.lab.example/jupyter/jupyter-ml-cpu:1", [], None)
     assert base == proof_id(cfg(), ["cpu-1", "gpu-1"], "harbor.lab.example/jupyter/jupyter-ml-cpu:1", [], None)

@@ -1,5 +1,5 @@
 """Config changes that would replace the protected notebooks volume, or leave it deletable, are caught
-before anything is registered, with what to do (components/storage_guard.py)."""
+before anything is registered, with what to do (components/core/storage_guard.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 import pulumi
 import pytest
 
-from components.config import parse_config
-from components.storage_guard import keep_volume_settings, storage_problems
-from components.storage_spec import CLAIM_NAME, VOLUME_NAME, persistent_volume
+from components.core.config import parse_config
+from components.core.storage_guard import keep_volume_settings, storage_problems
+from components.core.storage_spec import CLAIM_NAME, VOLUME_NAME, persistent_volume
 from tests.conftest import BASE_CONFIG, GIVEN_REFS
 from tests.program import Run
 from tests.test_program import run

@@ -8,11 +8,11 @@ import copy
 import re
 from typing import Any
 
-from components.config import ImagesConfig, parse_config
-from components.nodes import parse_nodes
-from components.plan import render_table
-from components.profiles import ANY_NODE, _names_regex, build_profiles
-from components.values import auth_notes, pod_security_labels, registry_notes
+from components.cli.plan import render_table
+from components.core.config import ImagesConfig, parse_config
+from components.core.nodes import parse_nodes
+from components.core.profiles import ANY_NODE, _names_regex, build_profiles
+from components.core.values import auth_notes, pod_security_labels, registry_notes
 from tests.conftest import BASE_CONFIG, DIGEST, GIVEN_REFS
 from tests.fixtures.nodefactory import SCENARIOS
 
@@ -72,9 +72,9 @@ def test_a_typed_node_name_must_be_one_of_the_class_exactly() -> None:
 
 
 def test_a_driver_at_the_cuda_12_minimum_is_told_to_enable_the_cuda_12_images() -> None:
-    from components.image_specs import CUDA12, CUDA13
-    from components.nodes import parse_nodes
-    from components.profiles import build_profiles
+    from components.core.image_specs import CUDA12, CUDA13
+    from components.core.nodes import parse_nodes
+    from components.core.profiles import build_profiles
     from tests.fixtures.nodefactory import node, node_list
 
     drivers = {
@@ -95,7 +95,7 @@ def test_a_driver_at_the_cuda_12_minimum_is_told_to_enable_the_cuda_12_images() 
 
 
 def test_the_plan_shows_given_digests_or_the_tags_a_build_will_pin() -> None:
-    from components.values import image_refs_for_plan
+    from components.core.values import image_refs_for_plan
 
     assert image_refs_for_plan(cfg()) == GIVEN_REFS
     built = parse_config({**copy.deepcopy(BASE_CONFIG), "images": {"version": "2.1.0"}})
@@ -105,8 +105,8 @@ def test_the_plan_shows_given_digests_or_the_tags_a_build_will_pin() -> None:
 
 
 def test_gpus_described_for_the_plan_table() -> None:
-    from components.nodes import parse_nodes
-    from components.profiles import describe_gpus
+    from components.core.nodes import parse_nodes
+    from components.core.profiles import describe_gpus
     from tests.fixtures.nodefactory import node, node_list
 
     doc = node_list(
@@ -129,8 +129,8 @@ def test_gpus_described_for_the_plan_table() -> None:
 
 
 def test_a_mig_node_whose_whole_gpu_is_partitioned_is_not_unhealthy() -> None:
-    from components.nodes import parse_node
-    from components.profiles import describe_gpus
+    from components.core.nodes import parse_node
+    from components.core.profiles import describe_gpus
     from tests.fixtures.nodefactory import node
 
     doc = node("mig", mig={"nvidia.com/mig-1g.10gb": 2}, product="NVIDIA-A100")
@@ -142,8 +142,8 @@ def test_a_mig_node_whose_whole_gpu_is_partitioned_is_not_unhealthy() -> None:
 
 
 def test_gpu_classes_split_by_product_and_memory_and_reasons_name_every_taint() -> None:
-    from components.nodes import parse_nodes
-    from components.profiles import build_profiles
+    from components.core.nodes import parse_nodes
+    from components.core.profiles import build_profiles
     from tests.fixtures.nodefactory import node, node_list
 
     taints = [{"key": "a", "value": "x", "effect": "NoSchedule"}, {"key": "b", "effect": "NoExecute"}]
@@ -169,8 +169,8 @@ def test_gpu_classes_split_by_product_and_memory_and_reasons_name_every_taint() 
 
 
 def test_without_sizing_descriptions_show_the_fixed_resources() -> None:
-    from components.nodes import parse_nodes
-    from components.profiles import build_profiles
+    from components.core.nodes import parse_nodes
+    from components.core.profiles import build_profiles
     from tests.fixtures.nodefactory import SCENARIOS
 
     fixed = cfg(profiles={"sizing": {"enabled": False}})
@@ -397,7 +397,7 @@ def class_profile(count: int, **kw: Any) -> dict[str, Any]:
 
 
 def test_a_class_of_exactly_the_listing_limit_lists_every_node_and_one_more_gets_a_name_field() -> None:
-    from components.profiles import HOSTNAME_LABEL, NODE_CHOICES_MAX
+    from components.core.profiles import HOSTNAME_LABEL, NODE_CHOICES_MAX
 
     listed = class_profile(NODE_CHOICES_MAX)["profile_options"]["node"]
     assert len(listed["choices"]) == NODE_CHOICES_MAX + 1 and "unlisted_choice" not in listed
@@ -431,7 +431,7 @@ def test_a_class_profile_starts_at_its_default_size_and_limits() -> None:
 
 
 def test_a_class_without_the_memory_label_is_kept_in_by_host_name() -> None:
-    from components.profiles import _class_affinity
+    from components.core.profiles import _class_affinity
 
     labelled = list(parse_nodes(gpu_nodes(2)).nodes)
     terms = _class_affinity(labelled, [{"matchExpressions": []}])
@@ -443,7 +443,7 @@ def test_a_class_without_the_memory_label_is_kept_in_by_host_name() -> None:
 
 
 def test_the_gpu_profiles_are_those_that_can_hold_a_gpu_in_the_profile_or_a_choice() -> None:
-    from components.values import gpu_profile_slugs
+    from components.core.values import gpu_profile_slugs
 
     cpu = {"slug": "cpu", "kubespawner_override": {"extra_resource_limits": {}}}
     fixed = {"slug": "fixed", "kubespawner_override": {"extra_resource_limits": {"nvidia.com/gpu": "1"}}}
@@ -465,7 +465,7 @@ def test_the_gpu_profiles_are_those_that_can_hold_a_gpu_in_the_profile_or_a_choi
 
 
 def test_the_image_rule_takes_tags_and_lowercase_digests_of_the_project_only() -> None:
-    from components.values import image_guard_pattern
+    from components.core.values import image_guard_pattern
 
     rule = re.compile(image_guard_pattern("harbor.lab.example", "jupyter"))
     good = [
@@ -536,7 +536,7 @@ def test_a_node_labelled_gpu_present_without_allocatable_gpus_is_explained() -> 
 
 
 def test_user_pods_pull_with_the_secret_only_when_there_are_credentials() -> None:
-    from components.values import PULL_SECRET, pull_secrets
+    from components.core.values import PULL_SECRET, pull_secrets
 
     assert pull_secrets(cfg()) == [PULL_SECRET]
     without = copy.deepcopy(BASE_CONFIG)
@@ -545,7 +545,7 @@ def test_user_pods_pull_with_the_secret_only_when_there_are_credentials() -> Non
 
 
 def test_the_gpu_culler_checks_a_quarter_of_its_timeout_at_most_every_everyseconds() -> None:
-    from components.values import GPU_CULLER_SCOPES, gpu_culler_values
+    from components.core.values import GPU_CULLER_SCOPES, gpu_culler_values
 
     def every(timeout: int, every_seconds: int = 3600) -> str:
         c = cfg(culling={"gpuTimeoutSeconds": timeout, "everySeconds": every_seconds})
@@ -560,7 +560,7 @@ def test_the_gpu_culler_checks_a_quarter_of_its_timeout_at_most_every_everysecon
 
 
 def test_gpu_profiles_skip_options_without_choices() -> None:
-    from components.values import gpu_profile_slugs
+    from components.core.values import gpu_profile_slugs
 
     free_form = {"slug": "free", "kubespawner_override": {}, "profile_options": {"image": {"unlisted_choice": {}}}}
     assert gpu_profile_slugs([free_form]) == []
@@ -604,7 +604,7 @@ def test_each_image_choice_sets_its_image_and_the_nodes_it_runs_on() -> None:
 def test_a_node_list_that_is_not_an_object_is_named() -> None:
     import pytest
 
-    from components.nodes import NodeDataError
+    from components.core.nodes import NodeDataError
 
     with pytest.raises(NodeDataError) as e:
         parse_nodes([])  # type: ignore[arg-type]
@@ -612,7 +612,7 @@ def test_a_node_list_that_is_not_an_object_is_named() -> None:
 
 
 def test_the_culler_is_off_when_culling_is_and_mounts_its_script() -> None:
-    from components.values import GPU_CULLER_PATH, gpu_culler_values
+    from components.core.values import GPU_CULLER_PATH, gpu_culler_values
 
     assert gpu_culler_values(cfg(culling={"enabled": False}), plan("mixed")) == {}
     assert gpu_culler_values(cfg(culling={"gpuTimeoutSeconds": 0}), plan("mixed")) == {}
@@ -621,7 +621,7 @@ def test_the_culler_is_off_when_culling_is_and_mounts_its_script() -> None:
 
 
 def test_hub_tls_secret_and_the_user_pods_security_contexts() -> None:
-    from components.values import values_from_plan
+    from components.core.values import values_from_plan
 
     values = values_from_plan(cfg(), plan("mixed"), dict(GIVEN_REFS))
     assert values["ingress"]["tls"] == [{"hosts": ["jupyter.lab.example"], "secretName": "jupyterhub-tls"}]
@@ -636,8 +636,8 @@ def test_hub_tls_secret_and_the_user_pods_security_contexts() -> None:
 
 
 def test_network_policies_ingress_and_core_pod_placement() -> None:
-    from components.egress_spec import user_egress_rules
-    from components.values import CORE_POD_AFFINITY, values_from_plan
+    from components.core.egress_spec import user_egress_rules
+    from components.core.values import CORE_POD_AFFINITY, values_from_plan
 
     values = values_from_plan(cfg(), plan("mixed"), dict(GIVEN_REFS))
     assert values["ingress"]["enabled"] is True
@@ -708,8 +708,8 @@ def test_without_shared_code_removes_the_very_volume_and_mount_with_adds() -> No
 
 
 def test_a_guarantee_is_rounded_to_millicores() -> None:
-    from components.profiles import _size_resources
-    from components.sizing import Size
+    from components.core.profiles import _size_resources
+    from components.core.sizing import Size
 
     assert _size_resources(Size(cpu=3, memory_gib=12), 0.33333)["cpu_guarantee"] == 1.0
     assert _size_resources(Size(cpu=1, memory_gib=4), 0.12345)["cpu_guarantee"] == 0.123

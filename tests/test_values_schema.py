@@ -14,9 +14,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from components.config import parse_config
-from components.nodes import parse_nodes
-from components.values import build_values
+from components.core.config import parse_config
+from components.core.nodes import parse_nodes
+from components.core.values import build_values
 from tests.conftest import BASE_CONFIG, GIVEN_REFS, plan_values
 from tests.fixtures.nodefactory import SCENARIOS, node, node_list
 

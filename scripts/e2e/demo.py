@@ -18,8 +18,8 @@ from project import PulumiProject, example_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from components import shipped
-from components.config import StackConfig
-from components.plan import render_form
+from components.cli.plan import render_form
+from components.core.config import StackConfig
 
 NODES = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "nodes" / "homelab.json"
 STACK = "demo"

@@ -24,7 +24,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # components/, when this runs as a script
     sys.path.insert(0, str(ROOT))
-from components.config import ImagesConfig  # noqa: E402
+from components.core.config import ImagesConfig  # noqa: E402
 
 # the default stack's images (the optional ones on by default: jax and rapids, not rust)
 IMAGE_NAMES = tuple(s.name for s in ImagesConfig().specs())

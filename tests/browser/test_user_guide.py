@@ -24,11 +24,11 @@ from typing import Any
 import pytest
 from localhub import HUB_CONFIG, HUB_ON_LOOPBACK, chp_binary, free_port, running_hub
 
-from components.availability_spec import service_url
-from components.config import parse_config
-from components.nodes import parse_nodes
+from components.core.availability_spec import service_url
+from components.core.config import parse_config
+from components.core.nodes import parse_nodes
+from components.core.values import build_values
 from components.shipped.live_profiles import apply_availability, gpu_usage
-from components.values import build_values
 from tests import fakeapi
 from tests.conftest import BASE_CONFIG, GIVEN_REFS
 from tests.fixtures.nodefactory import SCENARIOS

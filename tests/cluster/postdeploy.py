@@ -8,7 +8,7 @@ Configuration, all from the environment (see ``Settings.from_env``):
 * ``GPU_JUPYTERHUB_PROFILES``: comma-separated profile slugs, ``:gpu`` marking a GPU profile
   (``cpu,gpu:gpu``), or JSON; or ``GPU_JUPYTERHUB_PROFILES_FILE``: a JSON file. JSON is a list of
   ``{"slug": ..., "gpu": bool, "user_options": {...}, "image": "..."}`` or of KubeSpawner ``profile_list``
-  entries, or the chart values that ``python -m components.plan --stack-file Pulumi.<stack>.yaml --nodes
+  entries, or the chart values that ``python -m components.cli.plan --stack-file Pulumi.<stack>.yaml --nodes
   <(kubectl get nodes -o json) --output json`` prints (its ``singleuser.profileList``). For profile_list
   entries, GPU is inferred from an ``nvidia.com/*`` limit or a ``gpus`` option, and each choice of an
   ``image`` option becomes its own server, so every image is started. ``user_options`` are merged over
@@ -127,7 +127,7 @@ def parse_profiles(text: str) -> list[Profile]:
             profiles.append(Profile(slug=slug, gpu=kind == "gpu"))
         return profiles
     data = json.loads(text)
-    if isinstance(data, dict):  # chart values, e.g. from `python -m components.plan --output json`
+    if isinstance(data, dict):  # chart values, e.g. from `python -m components.cli.plan --output json`
         data = data["singleuser"]["profileList"]
     return [profile for entry in data for profile in _from_entry(entry)]
 

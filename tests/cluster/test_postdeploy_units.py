@@ -60,7 +60,7 @@ def test_profiles_from_slugs_and_from_kubespawner_profile_list() -> None:
 
 
 def test_profiles_from_plan_values_expand_image_choices() -> None:
-    """The shape `python -m components.plan --output json` prints: null GPU limits on CPU profiles,
+    """The shape `python -m components.cli.plan --output json` prints: null GPU limits on CPU profiles,
     image choices as profile options, GPU counts as a `gpus` option on per-node-class profiles."""
     image_option = {
         "choices": {

@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from components.backup_spec import BACKUP_CRONJOB, CHECK_CRONJOB, SECRET_NAME
-from components.config import parse_config
-from components.egress_spec import user_egress_rules
-from components.image_specs import IMAGE_SPECS
-from components.nodes import parse_nodes
-from components.profiles import ProfilePlan, build_profiles
-from components.storage_spec import CLAIM_NAME, VOLUME_NAME
+from components.core.backup_spec import BACKUP_CRONJOB, CHECK_CRONJOB, SECRET_NAME
+from components.core.config import parse_config
+from components.core.egress_spec import user_egress_rules
+from components.core.image_specs import IMAGE_SPECS
+from components.core.nodes import parse_nodes
+from components.core.profiles import ProfilePlan, build_profiles
+from components.core.storage_spec import CLAIM_NAME, VOLUME_NAME
 from tests.e2e.conftest import FIXTURES
 from tests.e2e.harness import DIGEST, IMAGE_REFS, PulumiProject, Result, cluster, example_config
 
@@ -106,7 +106,7 @@ def test_b_up_deploys_the_hub_storage_and_prepullers(project: PulumiProject, sta
     pvc = kubectl_json("homelab", "-n", NAMESPACE, "get", "pvc", CLAIM_NAME)
     assert pv["status"]["phase"] == "Bound" and pvc["status"]["phase"] == "Bound"
     assert pv["spec"]["csi"]["driver"] == "seaweedfs-csi-driver"
-    # the hub's Role (components/hub_rbac.py) in place of the chart's: KubeSpawner's objects, no Secrets
+    # the hub's Role (components/core/hub_rbac.py) in place of the chart's: KubeSpawner's objects, no Secrets
     hub_account = f"--as=system:serviceaccount:{NAMESPACE}:hub"
     for verb, resource, answer in (("get", "secrets", "no"), ("list", "secrets", "no"), ("create", "pods", "yes")):
         can = cluster.kubectl("homelab", "-n", NAMESPACE, "auth", "can-i", verb, resource, hub_account, check=False)

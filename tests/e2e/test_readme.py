@@ -43,7 +43,7 @@ def fresh_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_try_it_commands_work_as_written(toolchain: Path, fresh_copy: Path) -> None:
     commands = readme_commands()
-    assert any("components.plan" in c for c in commands) and "./scripts/demo.sh" in commands
+    assert any("components.cli.plan" in c for c in commands) and "./scripts/demo.sh" in commands
     env = {**os.environ, "GPU_JUPYTERHUB_CHART_DIR": str(CHART_DIR)}
     outputs = []
     for command in commands:

@@ -13,7 +13,7 @@ import pulumi_kubernetes as kubernetes
 import pytest
 from pulumi.runtime import rpc
 
-from components.image_specs import IMAGE_SPECS, build_order, gpu_images
+from components.core.image_specs import IMAGE_SPECS, build_order, gpu_images
 
 PASSWORD = "pl41n-robot-s3cret"
 REGISTRY = "harbor.test:8443"

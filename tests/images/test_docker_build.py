@@ -1,6 +1,6 @@
 """Real builds of jupyter-ml-cpu and jupyter-agent-dev (FROM the first's stack stage, by digest),
 pushed to a local registry that requires a login, removed locally, pulled back and run with no
-network: every module each image promises (components.image_imports) is imported inside it.
+network: every module each image promises (components.core.image_imports) is imported inside it.
 Needs the engine and registry of scripts/docker/setup.sh. The GPU images (GBs each) get the
 same smoke test from `python benchmarks/images_bench.py --images all`.
 
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from components import image_imports
-from components.image_specs import STACK_TARGET, specs_by_name
+from components.core import image_imports
+from components.core.image_specs import STACK_TARGET, specs_by_name
 from tests.images import docker_env as de
 
 pytestmark = pytest.mark.docker

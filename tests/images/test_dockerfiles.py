@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from components.image_specs import IMAGE_SPECS, specs_by_name
+from components.core.image_specs import IMAGE_SPECS, specs_by_name
 from tests.images.docker_env import IMAGES, REPO
 
 NAMES = [s.name for s in IMAGE_SPECS]

@@ -1,5 +1,5 @@
 """jupyter-jax and jupyter-rapids: on the GPU images' conventions, optional per stack, offered and
-pre-pulled only where their CUDA runs, and what every image promises (components.image_imports)."""
+pre-pulled only where their CUDA runs, and what every image promises (components.core.image_imports)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from components import image_imports
-from components.config import ConfigError, parse_config
-from components.image_specs import (
+from components.core import image_imports
+from components.core.config import ConfigError, parse_config
+from components.core.image_specs import (
     CUDA12,
     CUDA13,
     IMAGE_SPECS,
@@ -24,10 +24,10 @@ from components.image_specs import (
     images_for,
     parents,
 )
-from components.nodes import parse_nodes
+from components.core.nodes import parse_nodes
+from components.core.profiles import build_profiles
+from components.core.values import build_values
 from components.prepull import prepull_daemonsets
-from components.profiles import build_profiles
-from components.values import build_values
 from tests.conftest import BASE_CONFIG, GIVEN_REFS, nodes_json
 from tests.images.docker_env import IMAGES
 
@@ -171,7 +171,7 @@ def test_every_promise_of_the_issue_is_listed() -> None:
 
 def test_readme_table_is_current() -> None:
     readme = (IMAGES / "README.md").read_text()
-    assert image_imports.with_table(readme) == readme, "run: python -m components.image_imports --write"
+    assert image_imports.with_table(readme) == readme, "run: python -m components.core.image_imports --write"
     with pytest.raises(ValueError, match="markers"):
         image_imports.with_table("no markers here")
 

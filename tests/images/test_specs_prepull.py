@@ -9,8 +9,7 @@ import re
 import kubernetes_validate
 import pytest
 
-from components.image_builds import dockerconfigjson, repository
-from components.image_specs import (
+from components.core.image_specs import (
     CUDA12,
     CUDA13,
     IMAGE_SPECS,
@@ -20,6 +19,7 @@ from components.image_specs import (
     gpu_images,
     platform_expressions,
 )
+from components.image_builds import dockerconfigjson, repository
 from components.prepull import GPU_NODE_LABEL, container_name, image_groups, prepull_daemonsets
 from tests.images.docker_env import IMAGES
 

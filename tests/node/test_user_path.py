@@ -15,7 +15,7 @@ import subprocess
 import time
 from typing import Any
 
-from components.storage_spec import CLAIM_NAME
+from components.core.storage_spec import CLAIM_NAME
 from tests.e2e.harness import cluster
 from tests.node import realnode
 from tests.node.realnode import CLUSTER, NAMESPACE, STACK, HubUser, NodeTierError, node, wait
@@ -156,7 +156,7 @@ def test_b2_the_form_shows_free_gpus_from_the_availability_service(stack: realno
     for where in ("--all-namespaces", "--namespace=kube-system"):
         can = cluster.kubectl(CLUSTER, "auth", "can-i", "list", "pods", where, f"--as={hub_account}", check=False)
         assert can.stdout.strip() == "no", (where, can.stdout, can.stderr)
-    # nor read a Secret of its own namespace (the chart's Role allowed it; components/hub_rbac.py does not)
+    # nor read a Secret of its own namespace (the chart's Role allowed it; components/core/hub_rbac.py does not)
     can = cluster.kubectl(CLUSTER, "auth", "can-i", "get", "secrets", f"--namespace={NAMESPACE}", f"--as={hub_account}",
                           check=False)  # fmt: skip
     assert can.stdout.strip() == "no", (can.stdout, can.stderr)

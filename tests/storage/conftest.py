@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from components.config import parse_config
-from components.storage_spec import persistent_volume
+from components.core.config import parse_config
+from components.core.storage_spec import persistent_volume
 from tests.conftest import BASE_CONFIG
 from tests.storage.jupyter import JupyterServer
 from tests.storage.seaweed import SeaweedFS, missing_requirements, weed_binary

@@ -1,6 +1,6 @@
 """A real Jupyter server per simulated node, and a contents client that saves as JupyterLab does.
 
-The server runs with the images' server config (``components.storage_spec.server_config``: the file-ID and
+The server runs with the images' server config (``components.core.storage_spec.server_config``: the file-ID and
 collaboration SQLite databases on local disk) and its root directory on a ``weed mount``, as a user pod has
 its notebooks directory on the CSI volume. The client follows JupyterLab 4's document context: it opens a
 file (remembering ``last_modified`` and ``hash``), and before saving asks the server for the file's current
@@ -24,7 +24,7 @@ from typing import Any
 import nbformat
 import requests
 
-from components.storage_spec import LOCAL_STATE_DIR, server_config
+from components.core.storage_spec import LOCAL_STATE_DIR, server_config
 from tests.storage.seaweed import free_port, stop_process, wait_http
 
 MARGIN_S = 0.5  # JupyterLab's lastModifiedCheckMargin

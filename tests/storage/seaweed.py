@@ -2,7 +2,7 @@
 
 Each server is its own ``weed`` process under a temporary directory, so a test can kill and restart the filer
 or the volume server alone. Mounts are ``weed mount`` processes started with exactly the arguments the CSI
-node plugin would build from the project's PersistentVolume (``components.csi_mount.weed_mount_args``); two
+node plugin would build from the project's PersistentVolume (``components.core.csi_mount.weed_mount_args``); two
 mounts of the same filer path stand in for two nodes. Telemetry is switched off: nothing leaves 127.0.0.1.
 
 ``weed`` comes from the versioned toolchain (scripts/e2e/setup.sh); mounting needs root, ``/dev/fuse`` and
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.csi_mount import MountPlan, NodePlugin, weed_mount_args
+from components.core.csi_mount import MountPlan, NodePlugin, weed_mount_args
 
 TOOLCHAIN_BIN = (
     Path(os.environ.get("GPU_JUPYTERHUB_TOOLCHAIN", Path.home() / ".cache/gpu-jupyterhub/toolchain")) / "bin"

@@ -2,7 +2,7 @@
 and against the SeaweedFS S3 gateway, on a tree of notebooks the test builds.
 
 The scripts are the files the ConfigMap ships (``components/shipped/backup_scripts``), run with ``/bin/sh`` and the
-environment the CronJob gives them (``components/backup_spec``), with only the paths moved to temporary ones.
+environment the CronJob gives them (``components/core/backup_spec``), with only the paths moved to temporary ones.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from components.backup_spec import SCRIPTS_DIR, backup_cronjobs, restore_job
-from components.config import parse_config
+from components.core.backup_spec import SCRIPTS_DIR, backup_cronjobs, restore_job
+from components.core.config import parse_config
 from tests.conftest import BASE_CONFIG
 from tests.storage.seaweed import TOOLCHAIN_BIN, SeaweedFS, free_port
 

@@ -19,8 +19,8 @@ from typing import Any
 import nbformat
 import pytest
 
-from components.csi_mount import weed_mount_args
-from components.storage_spec import LOCAL_STATE_DIR, NOTEBOOKS_DIR, server_config
+from components.core.csi_mount import weed_mount_args
+from components.core.storage_spec import LOCAL_STATE_DIR, NOTEBOOKS_DIR, server_config
 from tests.storage.conftest import Node, project_pv, two_nodes
 from tests.storage.jupyter import Conflict, notebook, wait_for
 from tests.storage.seaweed import SeaweedFS

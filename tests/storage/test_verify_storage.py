@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from components.config import parse_config
-from components.storage_spec import verification_jobs
+from components.core.config import parse_config
+from components.core.storage_spec import verification_jobs
 from tests.conftest import BASE_CONFIG
 from tests.storage.conftest import project_pv
 from tests.storage.seaweed import Mount, SeaweedFS

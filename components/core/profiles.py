@@ -6,7 +6,7 @@ Shape of the result (KubeSpawner's ``profile_list``):
 - "GPU Environment (auto-select)" and "Fine-tuning (Unsloth + QLoRA)": one GPU on any GPU node whose
   NVIDIA driver runs the images' CUDA (``nvidia.com/cuda.driver.major``); with ``images.cuda12`` the
   CUDA 12 images are offered for nodes with older drivers, and each image choice carries the affinity
-  of the nodes its variant is for (``components.image_specs.driver_terms``).
+  of the nodes its variant is for (``components.core.image_specs.driver_terms``).
 - One profile per GPU *class* (same product, memory, per-node count, sharing and MIG layout), with a GPU
   count option up to what a node of that class offers and a node option that names every node of the
   class. Grouping keeps the values small at hundreds of nodes while every node stays reachable by name.
@@ -25,8 +25,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from components.config import StackConfig
-from components.image_specs import (
+from components.core.config import StackConfig
+from components.core.image_specs import (
     CPU_IMAGES,
     CUDA12,
     CUDA13,
@@ -39,9 +39,9 @@ from components.image_specs import (
     variant_for_driver,
     with_platform,
 )
-from components.nodes import GPU_RESOURCE, GpuInfo, Inventory, NodeInfo, blocking_taints, parse_quantity
-from components.sizing import Budget, Size, budget, fraction_sizes, gpu_size, memory_spec
-from components.storage_spec import shared_code_host, shared_code_mounts, verification_nodes
+from components.core.nodes import GPU_RESOURCE, GpuInfo, Inventory, NodeInfo, blocking_taints, parse_quantity
+from components.core.sizing import Budget, Size, budget, fraction_sizes, gpu_size, memory_spec
+from components.core.storage_spec import shared_code_host, shared_code_mounts, verification_nodes
 
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 ANY_NODE = "*"  # the node option's "any node" key: never a valid node name, so it cannot collide with one
@@ -542,7 +542,7 @@ _UNLISTED_TEXT = ("display_name", "display_name_in_choices", "validation_message
 def _escape_form_text(profiles: list[dict[str, Any]]) -> None:
     """HTML-escape, once and in one place, every text the spawn form shows: product labels and node names
     reach display names, descriptions and choice labels. Choice keys (form values) are node names and slugs,
-    which the API server's name rules (components.nodes) keep free of markup."""
+    which the API server's name rules (components.core.nodes) keep free of markup."""
     for p in profiles:
         for key in _FORM_TEXT:
             if key in p:

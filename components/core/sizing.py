@@ -8,7 +8,7 @@ of the class so that the size fits every node a user can pick; fine-tuning gets 
 share. So GPUs never sit idle because CPU-only servers took their node's memory, and nobody is
 offered a size the hardware cannot hold.
 
-Pure functions over plain numbers (cores and GiB); ``components.profiles`` turns sizes into
+Pure functions over plain numbers (cores and GiB); ``components.core.profiles`` turns sizes into
 KubeSpawner overrides.
 """
 
@@ -18,7 +18,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from components.nodes import NodeInfo
+from components.core.nodes import NodeInfo
 
 GIB = 1024**3
 # Rounded-down units: 1, 1.5, 2, 3, 4, 6, 8, 12, ... (each about 1.4x the last), and 0.25/0.5 below 1.

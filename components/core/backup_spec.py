@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import Any
 
 from components import shipped
-from components.config import ConfigError, StackConfig, backup_target_refusal
-from components.storage_spec import (
+from components.core.config import ConfigError, StackConfig, backup_target_refusal
+from components.core.storage_spec import (
     CLAIM_NAME,
     job_pod_security_context,
     shared_code_mounts,
@@ -237,7 +237,7 @@ def backup_summary(cfg: StackConfig) -> dict[str, str]:
         "check_schedule": cfg.backup.checkSchedule,
         "last_success": f"kubectl -n {ns} get cronjob {BACKUP_CRONJOB} -o jsonpath='{{.status.lastSuccessfulTime}}'",
         "run_now": f"kubectl -n {ns} create job --from=cronjob/{BACKUP_CRONJOB} {BACKUP_CRONJOB}-manual",
-        "restore": "python -m components.restore --stack <stack> --user <name> [--snapshot <id>|latest]",
+        "restore": "python -m components.cli.restore --stack <stack> --user <name> [--snapshot <id>|latest]",
     }
 
 

@@ -1,7 +1,7 @@
 """The README's config reference, generated from the config model (the one place keys are declared).
 
-python -m components.config_reference          # print the table
-python -m components.config_reference --write  # refresh README.md between its markers
+python -m components.cli.config_reference          # print the table
+python -m components.cli.config_reference --write  # refresh README.md between its markers
 """
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from components.config import NAMESPACE, reference_rows
+from components.core.config import NAMESPACE, reference_rows
 
 START, END = "<!-- config-reference:start -->", "<!-- config-reference:end -->"
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def markdown_table() -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from components.config import ChartConfig, ConfigError
+from components.core.config import ChartConfig, ConfigError
 
 CHART_NAME = "jupyterhub"
 _KEY = "gpu-jupyterhub:chart.path"

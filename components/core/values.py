@@ -10,13 +10,13 @@ import re
 from typing import Any
 
 from components import shipped
-from components.availability_spec import hub_egress_rule, service_base, service_url
-from components.chart_images import chart_image_refs, chart_image_values
-from components.config import StackConfig
-from components.egress_spec import user_egress_rules
-from components.nodes import Inventory
-from components.profiles import ProfilePlan, build_profiles
-from components.storage_spec import SERVER_CONFIG_PATH, server_config, singleuser_storage_values, user_environment
+from components.core.availability_spec import hub_egress_rule, service_base, service_url
+from components.core.chart_images import chart_image_refs, chart_image_values
+from components.core.config import StackConfig
+from components.core.egress_spec import user_egress_rules
+from components.core.nodes import Inventory
+from components.core.profiles import ProfilePlan, build_profiles
+from components.core.storage_spec import SERVER_CONFIG_PATH, server_config, singleuser_storage_values, user_environment
 
 AUTH_SECRET = "gpu-jupyterhub-auth"
 OAUTH_SECRET_KEY = "oauth-client-secret"
@@ -397,7 +397,7 @@ def values_from_plan(cfg: StackConfig, plan: ProfilePlan, refs: dict[str, str]) 
                 "egress": user_egress,
             },
         },
-        # the hub's Role comes from components/hub_rbac.py (no Secrets); nothing else of the chart needs RBAC here
+        # the hub's Role comes from components/core/hub_rbac.py (no Secrets); nothing else of the chart needs RBAC here
         "rbac": {"create": False},
         "prePuller": {
             "hook": {"enabled": False},

@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from components.config import StackConfig
-from components.image_specs import platform_problem
-from components.nodes import Inventory, blocking_taints
+from components.core.config import StackConfig
+from components.core.image_specs import platform_problem
+from components.core.nodes import Inventory, blocking_taints
 
 HOME = "/home/jovyan"
 NOTEBOOKS_DIR = f"{HOME}/notebooks"

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from components.config import StackConfig
-from components.storage_spec import CLAIM_NAME, VOLUME_NAME, persistent_volume
+from components.core.config import StackConfig
+from components.core.storage_spec import CLAIM_NAME, VOLUME_NAME, persistent_volume
 
 MIGRATE = (
     "Pulumi protects the notebooks volume, so `pulumi up` would stop half-way. To move the notebooks, keep this "

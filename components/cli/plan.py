@@ -1,6 +1,7 @@
 """Offline plan: the Helm values or the spawn form's profiles for a stack file and a node list.
 
-    python -m components.plan --stack-file Pulumi.dev.yaml --nodes nodes.json [--output table|form|values|json] [--wide]
+    python -m components.cli.plan --stack-file Pulumi.dev.yaml --nodes nodes.json \
+        [--output table|form|values|json] [--wide]
 
 It calls the same functions as the Pulumi program, so what it prints is what ``pulumi up`` deploys
 (with images built by the program, references show the version tag until the build pins a digest).
@@ -20,12 +21,11 @@ from typing import Any
 
 import yaml
 
-from components.config import ConfigError, StackConfig, load_stack_file
-from components.egress_spec import BLOCKED_V4, BLOCKED_V6, blocked_addresses
-from components.inventory import InventoryError, from_file
-from components.nodes import Inventory
-from components.profiles import ANY_NODE, ProfilePlan, build_profiles
-from components.values import (
+from components.core.config import ConfigError, StackConfig, load_stack_file
+from components.core.egress_spec import BLOCKED_V4, BLOCKED_V6, blocked_addresses
+from components.core.nodes import Inventory
+from components.core.profiles import ANY_NODE, ProfilePlan, build_profiles
+from components.core.values import (
     auth_notes,
     chart_images,
     image_refs_for_plan,
@@ -33,6 +33,7 @@ from components.values import (
     values_from_plan,
     values_size_warning,
 )
+from components.inventory import InventoryError, from_file
 
 
 class PlanError(Exception):
@@ -313,7 +314,7 @@ def render_form(profiles: list[dict[str, Any]], width: int = 120) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m components.plan", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m components.cli.plan", description=__doc__.split("\n")[0])
     parser.add_argument("--stack-file", required=True, type=Path, help="Pulumi.<stack>.yaml")
     parser.add_argument("--nodes", type=Path, help="output of `kubectl get nodes -o json`")
     parser.add_argument(

@@ -1,8 +1,8 @@
 """Restore notebooks from the restic backups with one command.
 
-    python -m components.restore --stack homelab --user alice [--snapshot <id>|latest] [--dry-run]
-    python -m components.restore --stack homelab --all --snapshot 1a2b3c4d
-    python -m components.restore --stack homelab --user alice --into-home   (inside ~/notebooks, for the user)
+    python -m components.cli.restore --stack homelab --user alice [--snapshot <id>|latest] [--dry-run]
+    python -m components.cli.restore --stack homelab --all --snapshot 1a2b3c4d
+    python -m components.cli.restore --stack homelab --user alice --into-home   (inside ~/notebooks, for the user)
 
 Creates a one-off Job in the stack's namespace (through ``kubectl --context <kubeContext>``, the stack's
 own context) that restores the user's directory, or the whole volume, as of the snapshot into a NEW
@@ -23,11 +23,11 @@ from typing import Any
 
 import yaml
 
-from components.backup_spec import SNAPSHOT_HELP, SNAPSHOT_ID, check_target, restore_job
-from components.config import ConfigError, StackConfig
-from components.plan import PlanError, read_stack_file
+from components.cli.plan import PlanError, read_stack_file
+from components.core.backup_spec import SNAPSHOT_HELP, SNAPSHOT_ID, check_target, restore_job
+from components.core.config import ConfigError, StackConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class RestoreError(Exception):
@@ -75,7 +75,7 @@ def wait(cfg: StackConfig, name: str, timeout: float, exe: str, poll: float) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m components.restore", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m components.cli.restore", description=__doc__.split("\n")[0])
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--stack", help="stack name: reads Pulumi.<stack>.yaml beside the program")
     where.add_argument("--stack-file", type=Path, help="a stack file elsewhere")

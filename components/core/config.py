@@ -25,8 +25,8 @@ from pydantic import (
     model_validator,
 )
 
-from components.chart_images import CHART_VERSION
-from components.image_specs import ALL_IMAGE_NAMES, CUDA12, CUDA13, ImageSpec, image_specs
+from components.core.chart_images import CHART_VERSION
+from components.core.image_specs import ALL_IMAGE_NAMES, CUDA12, CUDA13, ImageSpec, image_specs
 
 NAMESPACE = "gpu-jupyterhub"
 SECRET_PLACEHOLDER = "[secret]"
@@ -189,7 +189,8 @@ class ChartConfig(_Model):
         if self.images.registry and self.version != CHART_VERSION:
             raise ValueError(
                 f"chart.images.registry takes the image names and tags of chart {CHART_VERSION} "
-                f"(components/chart_images.py), but chart.version is {self.version!r}: deploy chart {CHART_VERSION}, "
+                f"(components/core/chart_images.py), but chart.version is {self.version!r}: "
+                f"deploy chart {CHART_VERSION}, "
                 "or update that table for the new chart first"
             )
         return self
@@ -670,7 +671,7 @@ _SHARED_CODE_HINT = "use a directory made for the shared code, such as /srv/shar
 class SharedCodeConfig(_Model):
     hostPath: AbsPath = Field(
         description="Directory on the control-plane node, mounted read-only; normalised, and never a system "
-        "directory (/, /etc, /proc, /var/lib/kubelet, ...: components/config.py lists them and says why)."
+        "directory (/, /etc, /proc, /var/lib/kubelet, ...: components/core/config.py lists them and says why)."
     )
     mountPath: AbsPath = Field("/home/jovyan/shared-code", description="Where user pods see it.")
 
@@ -786,12 +787,12 @@ def _cron(value: str) -> str:
 Cron = Annotated[str, AfterValidator(_cron)]
 
 
-# The notebooks claim (components.storage_spec.CLAIM_NAME, which a test keeps equal): user pods mount it.
+# The notebooks claim (components.core.storage_spec.CLAIM_NAME, which a test keeps equal): user pods mount it.
 NOTEBOOKS_CLAIM = "jupyterhub-notebooks"
 
 
 def backup_target_refusal(claim: str) -> str:
-    """Why ``claim:<claim>`` cannot hold the backups, and what can (shared with components.backup_spec)."""
+    """Why ``claim:<claim>`` cannot hold the backups, and what can (shared with components.core.backup_spec)."""
     return (
         f"claim:{claim} is mounted by user pods: its top-level folders are users' homes, so a user could "
         "delete or corrupt every backup, and each backup would copy the repository into itself; use an "
@@ -1080,7 +1081,7 @@ def reference_rows(model: type[BaseModel] = StackConfig, prefix: str = "") -> li
 
 
 def _type_name(ann: Any) -> str:
-    text = str(ann).replace("typing.", "").replace("components.config.", "")
+    text = str(ann).replace("typing.", "").replace("components.core.config.", "")
     text = re.sub(r"<class '([\w.]+)'>", r"\1", text)
     text = text.replace("pydantic.types.SecretStr", "secret string")
     text = text.replace(" | None", " (optional)")

@@ -3,7 +3,7 @@
 A cluster without internet cannot pull from quay.io, registry.k8s.io or Docker Hub. With
 ``chart.images.registry`` every image the chart's values name comes from the user's mirror instead, under its
 last path component and the chart's own tag; ``chart.images.hub`` and ``chart.images.proxy`` pin those two
-by digest. The Release's values (``components/values.py``) and the plan's table both come from
+by digest. The Release's values (``components/core/values.py``) and the plan's table both come from
 ``chart_image_refs``, so the plan shows what ``pulumi up`` deploys.
 """
 
