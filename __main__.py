@@ -29,7 +29,8 @@ from components.core.backup_spec import configmap as backup_configmap
 from components.core.backup_spec import secret_keys as backup_secret_keys
 from components.core.chart import ChartSource, chart_source
 from components.core.chart_images import HUB_IMAGE
-from components.core.config import ConfigError, StackConfig, load_pulumi_config
+from components.core.config import ConfigError, StackConfig
+from components.core.config_load import namespace_keys, parse_config
 from components.core.hub_rbac import hub_role_objects
 from components.core.nodes import Inventory
 from components.core.profiles import USER_POD_TOLERATIONS, ProfilePlan, build_profiles
@@ -67,10 +68,19 @@ from components.storage import NotebookStorage, NotebookStorageArgs
 ROOT = Path(__file__).parent
 
 
+def stack_config() -> StackConfig:
+    """The running stack's config: every key of our namespace (secrets decrypted in memory), checked at once."""
+    from pulumi.runtime import config as runtime_config
+
+    merged: dict[str, Any] = dict(runtime_config.get_config_env())
+    merged.update(runtime_config.CONFIG.get())
+    return parse_config(namespace_keys(merged, decode_json=True))
+
+
 def load() -> tuple[StackConfig, ChartSource, Inventory]:
     """Config, chart and node inventory, or a RunError (no traceback, nothing registered)."""
     try:
-        cfg = load_pulumi_config()
+        cfg = stack_config()
         if cfg.backup.enabled:
             check_backup_target(cfg)  # never a claim that user pods mount
         chart = chart_source(cfg.chart, ROOT)

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from components.cli.plan import render_values  # noqa: E402
-from components.core.config import parse_config  # noqa: E402
+from components.core.config_load import parse_config  # noqa: E402
 from components.core.nodes import parse_nodes  # noqa: E402
 from components.core.values import build_values  # noqa: E402
 from tests.conftest import BASE_CONFIG, GIVEN_REFS  # noqa: E402

@@ -11,8 +11,9 @@ import coverage
 # run in the hub but are measured here through tests/hubcode.py.
 CORE = [
     *(f"core/{name}" for name in (
-        "availability_spec", "backup_spec", "config", "csi_mount", "egress_spec", "hub_rbac", "image_specs", "nodes",
-        "profiles", "sizing", "storage_guard", "storage_spec", "values",
+        "availability_spec", "backup_spec", "config", "config_compute", "config_fields", "config_hub",
+        "config_images", "config_load", "config_storage", "csi_mount", "egress_spec", "hub_rbac", "image_specs",
+        "nodes", "profiles", "sizing", "storage_guard", "storage_spec", "values",
     )),
     "inventory", "cli/plan", "shipped/live_profiles",
 ]  # fmt: skip

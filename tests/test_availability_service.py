@@ -227,7 +227,7 @@ def test_the_charts_hub_policy_lets_the_hub_reach_the_service() -> None:
 
     import yaml
 
-    from components.core.config import parse_config
+    from components.core.config_load import parse_config
     from components.core.nodes import parse_nodes
     from components.core.values import build_values
     from tests.conftest import BASE_CONFIG, GIVEN_REFS

@@ -28,7 +28,8 @@ from components.core.backup_spec import (
     restore_job,
     user_pod_claims,
 )
-from components.core.config import NOTEBOOKS_CLAIM, ConfigError, parse_config
+from components.core.config import NOTEBOOKS_CLAIM, ConfigError
+from components.core.config_load import parse_config
 from components.core.storage_spec import CLAIM_NAME
 from tests.conftest import BASE_CONFIG
 from tests.k8s import manifest_from_inputs, validate

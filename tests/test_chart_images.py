@@ -27,7 +27,8 @@ from components.core.chart_images import (
     chart_image_values,
     image_value,
 )
-from components.core.config import ConfigError, parse_config
+from components.core.config import ConfigError
+from components.core.config_load import parse_config
 from components.core.nodes import parse_nodes
 from components.core.values import PULL_SECRET, build_values, chart_images, registry_notes
 from tests.conftest import BASE_CONFIG, DIGEST, GIVEN_REFS, nodes_json, plan_cli, plan_values

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from components.core.chart import ChartSource, chart_source
-from components.core.config import ChartConfig, ConfigError, parse_config
+from components.core.config import ChartConfig, ConfigError
+from components.core.config_load import parse_config
 from tests.conftest import BASE_CONFIG
 
 

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from components.cli.config_reference import markdown_table
-from components.core.config import ConfigError, load_stack_file, parse_config
+from components.core.config import ConfigError
+from components.core.config_load import load_stack_file, parse_config
 from tests.conftest import GIVEN_REFS, ROOT, SECRETS, nodes_json, plan_cli
 
 

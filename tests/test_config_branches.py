@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from components.core.config import ConfigError, load_stack_file, namespace_keys, parse_config
+from components.core.config import ConfigError
+from components.core.config_load import load_stack_file, namespace_keys, parse_config
 from tests.conftest import BASE_CONFIG
 
 CPU = {"cpuGuarantee": 1, "cpuLimit": 2, "memGuarantee": "1G", "memLimit": "2G"}

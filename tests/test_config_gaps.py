@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from components.core.config import ConfigError, parse_config
+from components.core.config import ConfigError
+from components.core.config_load import parse_config
 from components.core.nodes import parse_nodes
 from components.core.values import build_values
 from tests.conftest import BASE_CONFIG, GIVEN_REFS, ROOT, plan_cli

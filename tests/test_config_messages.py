@@ -10,16 +10,9 @@ from typing import Any
 
 import pytest
 
-from components.core.config import (
-    NAMESPACE,
-    SECRET_PLACEHOLDER,
-    ConfigError,
-    StackConfig,
-    _bytes,
-    load_stack_file,
-    namespace_keys,
-    parse_config,
-)
+from components.core.config import NAMESPACE, SECRET_PLACEHOLDER, ConfigError, StackConfig
+from components.core.config_compute import _bytes
+from components.core.config_load import load_stack_file, namespace_keys, parse_config
 from tests.conftest import BASE_CONFIG, GIVEN_REFS, SECRETS
 
 
@@ -301,7 +294,7 @@ def test_namespace_keys_from_pulumis_flat_config_map() -> None:
 
 
 def test_every_key_is_described_in_the_reference() -> None:
-    from components.core.config import reference_rows
+    from components.core.config_load import reference_rows
 
     undescribed = [key for key, _type, _default, description in reference_rows() if not description]
     assert undescribed == []

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from components.core.config import parse_config
+from components.core.config_load import parse_config
 from components.core.csi_mount import NodePlugin, weed_mount_args
 from components.core.storage_spec import persistent_volume
 from tests.conftest import BASE_CONFIG

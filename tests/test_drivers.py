@@ -18,7 +18,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from components.core.config import ConfigError, parse_config
+from components.core.config import ConfigError
+from components.core.config_load import parse_config
 from components.core.image_specs import (
     CUDA12,
     CUDA13,
@@ -33,9 +34,9 @@ from components.core.image_specs import (
     with_platform,
 )
 from components.core.nodes import parse_nodes
+from components.core.prepull_spec import prepull_daemonsets
 from components.core.profiles import ANY_NODE, build_profiles
 from components.core.values import build_values
-from components.prepull import prepull_daemonsets
 from tests.conftest import BASE_CONFIG, DIGEST
 from tests.fixtures.nodefactory import SCENARIOS, node, node_list
 from tests.scheduling import nodes_for, terms_match

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from components.core.config import parse_config
+from components.core.config_load import parse_config
 from components.core.egress_spec import BLOCKED_V4, BLOCKED_V6, user_egress_rules
 from components.core.nodes import parse_nodes
 from components.core.values import build_values

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from components.core.config import parse_config
+from components.core.config_load import parse_config
 from components.core.nodes import Inventory, parse_nodes
 from components.core.values import build_values
 from components.inventory import InventoryError, from_file

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from components import shipped
-from components.core.config import parse_config
+from components.core.config_load import parse_config
 from components.core.nodes import parse_nodes
 from components.core.values import GPU_CULLER_PATH, GPU_CULLER_SCOPES, build_values
 from tests.conftest import BASE_CONFIG, GIVEN_REFS

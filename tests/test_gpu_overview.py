@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 import requests
 
-from components.core.config import ConfigError, parse_config
+from components.core.config import ConfigError
+from components.core.config_load import parse_config
 from components.core.nodes import parse_nodes
 from components.core.values import GPU_OVERVIEW_PATH, GPU_OVERVIEW_SCOPES, build_values
 from tests import fakeapi

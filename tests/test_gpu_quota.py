@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from components.core.config import ConfigError, parse_config
+from components.core.config import ConfigError
+from components.core.config_load import parse_config
 from components.core.nodes import parse_nodes
 from components.core.values import build_values
 from tests.conftest import BASE_CONFIG, GIVEN_REFS

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import requests
 
-from components.core.config import parse_config
+from components.core.config_load import parse_config
 from components.core.nodes import parse_nodes
 from components.core.values import build_values
 from tests import fakeapi

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from components.core.config import parse_config
+from components.core.config_load import parse_config
 from components.core.image_specs import gpu_images
 from components.core.nodes import parse_nodes
 from components.core.profiles import ANY_NODE

@@ -10,7 +10,7 @@ from unittest import mock
 
 import pytest
 
-from components.core.config import parse_config
+from components.core.config_load import parse_config
 from components.core.nodes import parse_nodes
 from components.core.profiles import ANY_NODE
 from components.core.values import build_values

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from components.cli.plan import render_table, render_values
-from components.core.config import parse_config
+from components.core.config_load import parse_config
 from components.core.nodes import NodeDataError, parse_nodes, parse_quantity
 from components.core.profiles import build_profiles
 from components.core.values import build_values, values_from_plan

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from components.core.config import parse_config
+from components.core.config_load import parse_config
 from components.core.image_specs import gpu_images
 from components.core.nodes import parse_nodes
+from components.core.prepull_spec import prepull_daemonsets
 from components.core.profiles import build_profiles
 from components.core.storage_spec import verification_jobs
 from components.core.values import build_values, pod_security_labels
-from components.prepull import prepull_daemonsets
 from tests.conftest import BASE_CONFIG, GIVEN_REFS
 from tests.fixtures.nodefactory import SCENARIOS
 from tests.pss import restricted_violations

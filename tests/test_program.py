@@ -12,7 +12,7 @@ import pytest
 import yaml
 from pulumi.runtime.rpc import UNKNOWN
 
-from components.core.config import parse_config
+from components.core.config_load import parse_config
 from components.core.nodes import parse_nodes
 from components.core.values import build_values
 from tests.conftest import GIVEN_REFS, SECRETS, nodes_json, plan_values
@@ -241,7 +241,7 @@ def test_pods_pull_with_the_pull_only_account_when_one_is_given(base_config: dic
 def test_without_a_pull_account_the_push_account_is_used_with_a_warning(base_config: dict[str, Any]) -> None:
     r = run(copy.deepcopy(base_config))
     assert _pull_auth(r)["password"] == SECRETS["registry"]
-    from components.core.config import parse_config
+    from components.core.config_load import parse_config
     from components.core.values import registry_notes
 
     [note] = registry_notes(parse_config(base_config))

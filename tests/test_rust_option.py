@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
-from components.core.config import ConfigError, parse_config
+from components.core.config import ConfigError
+from components.core.config_load import parse_config
 from components.core.image_specs import specs_by_name
 from components.core.nodes import parse_nodes
+from components.core.prepull_spec import prepull_daemonsets
 from components.core.values import build_values
-from components.prepull import prepull_daemonsets
 from tests.conftest import BASE_CONFIG, GIVEN_REFS, RUST_REF, nodes_json
 
 WITH_RUST = {**GIVEN_REFS, "jupyter-rust": RUST_REF}

@@ -7,7 +7,8 @@ import copy
 import pytest
 
 from components.core.backup_spec import check_target
-from components.core.config import ConfigError, parse_config
+from components.core.config import ConfigError
+from components.core.config_load import parse_config
 from components.core.nodes import parse_nodes
 from components.core.profiles import build_profiles
 from components.core.storage_spec import shared_code_host, shared_code_objects

@@ -13,7 +13,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from components.cli.plan import render_table
-from components.core.config import ConfigError, parse_config
+from components.core.config import ConfigError
+from components.core.config_load import parse_config
 from components.core.nodes import parse_nodes
 from components.core.profiles import ANY_NODE, build_profiles
 from components.core.sizing import Budget, Size, fraction_sizes, gpu_size, memory_spec, nice_floor

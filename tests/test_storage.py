@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from components.core.config import ConfigError, parse_config
+from components.core.config import ConfigError
+from components.core.config_load import parse_config
 from components.core.nodes import parse_nodes
 from components.core.storage_spec import (
     HOME,

@@ -10,7 +10,7 @@ from typing import Any
 import pulumi
 import pytest
 
-from components.core.config import parse_config
+from components.core.config_load import parse_config
 from components.core.storage_guard import keep_volume_settings, storage_problems
 from components.core.storage_spec import CLAIM_NAME, VOLUME_NAME, persistent_volume
 from tests.conftest import BASE_CONFIG, GIVEN_REFS

@@ -9,7 +9,8 @@ import re
 from typing import Any
 
 from components.cli.plan import render_table
-from components.core.config import ImagesConfig, parse_config
+from components.core.config import ImagesConfig
+from components.core.config_load import parse_config
 from components.core.nodes import parse_nodes
 from components.core.profiles import ANY_NODE, _names_regex, build_profiles
 from components.core.values import auth_notes, pod_security_labels, registry_notes
@@ -465,9 +466,9 @@ def test_the_gpu_profiles_are_those_that_can_hold_a_gpu_in_the_profile_or_a_choi
 
 
 def test_the_image_rule_takes_tags_and_lowercase_digests_of_the_project_only() -> None:
-    from components.core.values import image_guard_pattern
+    from components.core.image_rule import guard_pattern
 
-    rule = re.compile(image_guard_pattern("harbor.lab.example", "jupyter"))
+    rule = re.compile(guard_pattern("harbor.lab.example", "jupyter"))
     good = [
         "harbor.lab.example/jupyter/my-image:v1.2-rc_3",
         "harbor.lab.example/jupyter/team/my_image:Latest",

@@ -14,7 +14,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from components.core.config import parse_config
+from components.core.config_load import parse_config
 from components.core.nodes import parse_nodes
 from components.core.values import build_values
 from tests.conftest import BASE_CONFIG, GIVEN_REFS, plan_values

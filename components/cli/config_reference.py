@@ -9,7 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from components.core.config import NAMESPACE, reference_rows
+from components.core.config import NAMESPACE
+from components.core.config_load import reference_rows
 
 START, END = "<!-- config-reference:start -->", "<!-- config-reference:end -->"
 README = Path(__file__).resolve().parents[2] / "README.md"

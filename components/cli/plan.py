@@ -21,7 +21,8 @@ from typing import Any
 
 import yaml
 
-from components.core.config import ConfigError, StackConfig, load_stack_file
+from components.core.config import StackConfig
+from components.core.config_load import StackFileError, read_stack_file
 from components.core.egress_spec import BLOCKED_V4, BLOCKED_V6, blocked_addresses
 from components.core.nodes import Inventory
 from components.core.profiles import ANY_NODE, ProfilePlan, build_profiles
@@ -40,24 +41,11 @@ class PlanError(Exception):
     """Bad input for the plan command (exit code 2)."""
 
 
-def read_stack_file(stack_file: Path) -> StackConfig:
-    """The config in a ``Pulumi.<stack>.yaml`` (secrets as placeholders), or a PlanError saying what is wrong."""
-    try:
-        data = yaml.load(stack_file.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # a SafeLoader
-    except OSError as e:
-        raise PlanError(f"cannot read stack file {stack_file}: {e.strerror}") from None
-    except UnicodeDecodeError as e:
-        raise PlanError(f"stack file {stack_file} is not UTF-8 text (byte {e.start})") from None
-    except yaml.YAMLError as e:
-        raise PlanError(f"stack file {stack_file} is not valid YAML: {e}") from None
-    try:
-        return load_stack_file(data or {})
-    except ConfigError as e:
-        raise PlanError(f"{stack_file}: {e}") from None
-
-
 def load_inputs(stack_file: Path, nodes_file: Path | None) -> tuple[StackConfig, Inventory]:
-    cfg = read_stack_file(stack_file)
+    try:
+        cfg = read_stack_file(stack_file)
+    except StackFileError as e:
+        raise PlanError(str(e)) from None
     try:
         if nodes_file is not None:
             inventory = from_file(nodes_file, Path.cwd(), source="--nodes")
@@ -70,25 +58,6 @@ def load_inputs(stack_file: Path, nodes_file: Path | None) -> tuple[StackConfig,
     except InventoryError as e:
         raise PlanError(str(e)) from None
     return cfg, inventory
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML where a key given twice is an error (PyYAML would silently keep the last one)."""
-
-
-def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"key {key!r} appears twice (line {key_node.start_mark.line + 1})", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
 
 
 class _ValuesDumper(yaml.SafeDumper):

@@ -23,9 +23,9 @@ from typing import Any
 
 import yaml
 
-from components.cli.plan import PlanError, read_stack_file
 from components.core.backup_spec import SNAPSHOT_HELP, SNAPSHOT_ID, check_target, restore_job
 from components.core.config import ConfigError, StackConfig
+from components.core.config_load import StackFileError, read_stack_file
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,7 +38,7 @@ def load(stack: str | None, stack_file: Path | None) -> StackConfig:
     path = stack_file or ROOT / f"Pulumi.{stack}.yaml"
     try:
         cfg = read_stack_file(path)
-    except PlanError as e:
+    except StackFileError as e:
         raise RestoreError(str(e)) from None
     if not cfg.backup.enabled:
         raise RestoreError(f"{path.name}: backup.enabled is false, so there are no backups to restore from")

@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from components.core.config import StackConfig
+from components.core.image_rule import form_regex
 from components.core.image_specs import (
     CPU_IMAGES,
     CUDA12,
@@ -152,25 +153,6 @@ def _class_key(gpu: GpuInfo) -> tuple[Any, ...]:
     return (gpu.product or "", gpu.memory_mib or 0, gpu.max_per_user, gpu.sharing, gpu.resource, gpu.mig_resources)
 
 
-def image_regex(registry: str, project: str) -> str:
-    """Free-form images must come from our Harbor project (host, project, a path, then tag or digest). The
-    end is ``(?![\\s\\S])``, not ``$``: KubeSpawner checks with ``re.match``, where ``$`` admits a trailing
-    newline; the hub-side guard (hub_guard.py) checks the final image again, whole."""
-    component = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-    return (
-        rf"^{literal(registry)}/{literal(project)}/{component}(?:/{component})*"
-        r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})(?![\s\S])"
-    )
-
-
-def literal(text: str) -> str:
-    """``text`` as a regex literal that also works as a browser form pattern (which rejects needless
-    escapes such as ``\\-``): "." in a class; anything beyond host-name characters escaped."""
-    if re.fullmatch(r"[A-Za-z0-9.:-]+", text):
-        return text.replace(".", "[.]")
-    return re.escape(text)
-
-
 def _resources(r: Any) -> dict[str, Any]:
     return {
         "cpu_guarantee": r.cpuGuarantee,
@@ -257,7 +239,7 @@ def _image_option(
             "enabled": True,
             "display_name": f"Other image from {cfg.registry.host}",
             "display_name_in_choices": f"Other image from {cfg.registry.host}...",
-            "validation_regex": image_regex(cfg.registry.host, cfg.registry.project),
+            "validation_regex": form_regex(cfg.registry.host, cfg.registry.project),
             "validation_message": (
                 f"Only images from {cfg.registry.host}/{cfg.registry.project}/<name> with a tag or digest"
             ),

@@ -6,7 +6,6 @@ the cluster, so secrets reach the hub as ``secretKeyRef`` to Kubernetes Secrets 
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from components import shipped
@@ -14,6 +13,7 @@ from components.core.availability_spec import hub_egress_rule, service_base, ser
 from components.core.chart_images import chart_image_refs, chart_image_values
 from components.core.config import StackConfig
 from components.core.egress_spec import user_egress_rules
+from components.core.image_rule import guard_pattern
 from components.core.nodes import Inventory
 from components.core.profiles import ProfilePlan, build_profiles
 from components.core.storage_spec import SERVER_CONFIG_PATH, server_config, singleuser_storage_values, user_environment
@@ -130,20 +130,10 @@ def auth_values(cfg: StackConfig) -> tuple[dict[str, Any], dict[str, Any], str |
     return ({"SharedPasswordAuthenticator": common}, env, snippet)
 
 
-def image_guard_pattern(registry: str, project: str) -> str:
-    """What a free-form image must be, matched whole: ``<registry>/<project>/<name>[/<name>]`` with a tag
-    or a digest (only our Harbor project, never Docker Hub or another project)."""
-    component = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-    return (
-        rf"{re.escape(registry)}/{re.escape(project)}/{component}(?:/{component})*"
-        r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})"
-    )
-
-
 def guard_config(cfg: StackConfig, plan: ProfilePlan, refs: dict[str, str]) -> str:
     """hub.extraConfig text: the guards of hub_guard.py, the spawner class with the image rule."""
     pinned = sorted(set(refs.values()) | _profile_images(plan.profiles))
-    pattern = image_guard_pattern(cfg.registry.host, cfg.registry.project)
+    pattern = guard_pattern(cfg.registry.host, cfg.registry.project)
     where = f"{cfg.registry.host}/{cfg.registry.project}/<name>:<tag> or @sha256:<digest>"
     pinned_lines = "".join(f"        {ref!r},\n" for ref in pinned)
     return (

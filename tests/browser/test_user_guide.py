@@ -25,7 +25,7 @@ import pytest
 from localhub import HUB_CONFIG, HUB_ON_LOOPBACK, chp_binary, free_port, running_hub
 
 from components.core.availability_spec import service_url
-from components.core.config import parse_config
+from components.core.config_load import parse_config
 from components.core.nodes import parse_nodes
 from components.core.values import build_values
 from components.shipped.live_profiles import apply_availability, gpu_usage

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from components.core.backup_spec import BACKUP_CRONJOB, CHECK_CRONJOB, SECRET_NAME
-from components.core.config import parse_config
+from components.core.config_load import parse_config
 from components.core.egress_spec import user_egress_rules
 from components.core.image_specs import IMAGE_SPECS
 from components.core.nodes import parse_nodes

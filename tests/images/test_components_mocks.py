@@ -211,7 +211,8 @@ def test_given_refs_must_be_digest_pinned(mocks: Mocks) -> None:
 
 @pulumi.runtime.test
 def test_prepuller_daemonsets_from_build_refs(mocks: Mocks):
-    from components.prepull import GPU_NODE_LABEL, PrePuller, PrePullerArgs
+    from components.core.prepull_spec import GPU_NODE_LABEL
+    from components.prepull import PrePuller, PrePullerArgs
 
     comp = _builds()
     provider = kubernetes.Provider("k8s", kubeconfig="{}")

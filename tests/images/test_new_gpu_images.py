@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from components.core import image_imports
-from components.core.config import ConfigError, parse_config
+from components.core.config import ConfigError
+from components.core.config_load import parse_config
 from components.core.image_specs import (
     CUDA12,
     CUDA13,
@@ -25,9 +26,9 @@ from components.core.image_specs import (
     parents,
 )
 from components.core.nodes import parse_nodes
+from components.core.prepull_spec import prepull_daemonsets
 from components.core.profiles import build_profiles
 from components.core.values import build_values
-from components.prepull import prepull_daemonsets
 from tests.conftest import BASE_CONFIG, GIVEN_REFS, nodes_json
 from tests.images.docker_env import IMAGES
 

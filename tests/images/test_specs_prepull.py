@@ -19,8 +19,8 @@ from components.core.image_specs import (
     gpu_images,
     platform_expressions,
 )
+from components.core.prepull_spec import GPU_NODE_LABEL, container_name, image_groups, prepull_daemonsets
 from components.image_builds import dockerconfigjson, repository
-from components.prepull import GPU_NODE_LABEL, container_name, image_groups, prepull_daemonsets
 from tests.images.docker_env import IMAGES
 
 DIGEST = "sha256:" + "ab" * 32

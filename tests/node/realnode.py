@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "scripts" / "e2e"))
 import chart_images  # noqa: E402  (scripts/e2e/chart_images.py)
 import node  # noqa: E402  (scripts/e2e/node.py)
 
-from components.core.config import parse_config  # noqa: E402
+from components.core.config_load import parse_config  # noqa: E402
 from components.core.image_specs import IMAGE_SPECS, specs_by_name  # noqa: E402
 from components.core.nodes import parse_nodes  # noqa: E402
 from components.core.profiles import ProfilePlan, build_profiles  # noqa: E402

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from components.core.config import parse_config
+from components.core.config_load import parse_config
 from components.core.storage_spec import persistent_volume
 from tests.conftest import BASE_CONFIG
 from tests.storage.jupyter import JupyterServer

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from components.core.backup_spec import SCRIPTS_DIR, backup_cronjobs, restore_job
-from components.core.config import parse_config
+from components.core.config_load import parse_config
 from tests.conftest import BASE_CONFIG
 from tests.storage.seaweed import TOOLCHAIN_BIN, SeaweedFS, free_port
 

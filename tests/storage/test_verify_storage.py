@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from components.core.config import parse_config
+from components.core.config_load import parse_config
 from components.core.storage_spec import verification_jobs
 from tests.conftest import BASE_CONFIG
 from tests.storage.conftest import project_pv
