@@ -33,7 +33,8 @@ from components.core.config import ConfigError, StackConfig
 from components.core.config_load import namespace_keys, parse_config
 from components.core.hub_rbac import hub_role_objects
 from components.core.nodes import Inventory
-from components.core.profiles import USER_POD_TOLERATIONS, ProfilePlan, build_profiles
+from components.core.profile_options import USER_POD_TOLERATIONS
+from components.core.profiles import ProfilePlan, build_profiles
 from components.core.storage_guard import keep_volume_settings, storage_problems
 from components.core.storage_spec import (
     persistent_volume,
@@ -42,7 +43,6 @@ from components.core.storage_spec import (
     shared_code_host,
     shared_code_objects,
     verification_jobs,
-    verification_nodes,
 )
 from components.core.values import (
     ADMIN_PASSWORD_KEY,
@@ -225,10 +225,12 @@ def main() -> None:
         opts=pulumi.ResourceOptions(providers=[provider], depends_on=depends_pull),
     )
 
+    # Names and nodes do not depend on image digests: known in a preview too, unlike the values.
+    profile_plan = build_profiles(cfg, inventory, {s.name: "(pending)" for s in cfg.images.specs()})
     writers: list[dict] = []
     readers: list[dict] = []
     if cfg.verifyStorage:
-        check_nodes = verification_nodes(inventory, user_tolerations + gpu_tolerations)
+        check_nodes = profile_plan.checked_nodes
         tolerations = user_tolerations + gpu_tolerations
         configured_image = image_refs_for_plan(cfg)["jupyter-ml-cpu"]
         writers, readers = verification_jobs(
@@ -279,8 +281,6 @@ def main() -> None:
         opts=pulumi.ResourceOptions(providers=[provider], depends_on=[*depends_pull, storage]),
     )
 
-    # Names and nodes do not depend on image digests: known in a preview too, unlike the values.
-    profile_plan = build_profiles(cfg, inventory, {s.name: "(pending)" for s in cfg.images.specs()})
     pulumi.export("hub_url", hub.url)
     pulumi.export("profiles", [p["display_name"] for p in profile_plan.profiles])
     pulumi.export("gpu_nodes", profile_plan.gpu_nodes)

@@ -35,7 +35,8 @@ from components.core.image_specs import (
 )
 from components.core.nodes import parse_nodes
 from components.core.prepull_spec import prepull_daemonsets
-from components.core.profiles import ANY_NODE, build_profiles
+from components.core.profile_options import ANY_NODE
+from components.core.profiles import build_profiles
 from components.core.values import build_values
 from tests.conftest import BASE_CONFIG, DIGEST
 from tests.fixtures.nodefactory import SCENARIOS, node, node_list

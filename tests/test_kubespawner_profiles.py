@@ -11,7 +11,7 @@ import pytest
 from components.core.config_load import parse_config
 from components.core.image_specs import gpu_images
 from components.core.nodes import parse_nodes
-from components.core.profiles import ANY_NODE
+from components.core.profile_options import ANY_NODE
 from components.core.values import build_values
 from tests.conftest import BASE_CONFIG, GIVEN_REFS, nodes_json
 from tests.spawner import pods

@@ -12,7 +12,7 @@ import pytest
 
 from components.core.config_load import parse_config
 from components.core.nodes import parse_nodes
-from components.core.profiles import ANY_NODE
+from components.core.profile_options import ANY_NODE
 from components.core.values import build_values
 from tests.conftest import BASE_CONFIG, GIVEN_REFS
 from tests.fixtures.nodefactory import SCENARIOS

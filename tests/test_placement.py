@@ -19,7 +19,8 @@ from components.core.config_load import parse_config
 from components.core.image_specs import cuda_variants, gpu_images, image_specs, platform_problem, variant_for_driver
 from components.core.nodes import SHARED_GPU_RESOURCE, parse_nodes
 from components.core.prepull_spec import prepull_daemonsets
-from components.core.profiles import ANY_NODE, build_profiles
+from components.core.profile_options import ANY_NODE
+from components.core.profiles import build_profiles
 from components.core.storage_spec import verification_nodes
 from components.core.values import build_values, values_size_warning
 from tests.conftest import BASE_CONFIG, GIVEN_REFS, plan_cli

@@ -16,7 +16,8 @@ from components.cli.plan import render_table
 from components.core.config import ConfigError
 from components.core.config_load import parse_config
 from components.core.nodes import parse_nodes
-from components.core.profiles import ANY_NODE, build_profiles
+from components.core.profile_options import ANY_NODE
+from components.core.profiles import build_profiles
 from components.core.sizing import Budget, Size, fraction_sizes, gpu_size, memory_spec, nice_floor
 from components.core.values import build_values
 from tests.conftest import BASE_CONFIG, GIVEN_REFS

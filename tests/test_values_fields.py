@@ -12,7 +12,8 @@ from components.cli.plan import render_table
 from components.core.config import ImagesConfig
 from components.core.config_load import parse_config
 from components.core.nodes import parse_nodes
-from components.core.profiles import ANY_NODE, _names_regex, build_profiles
+from components.core.profile_options import ANY_NODE, names_regex
+from components.core.profiles import build_profiles
 from components.core.values import auth_notes, pod_security_labels, registry_notes
 from tests.conftest import BASE_CONFIG, DIGEST, GIVEN_REFS
 from tests.fixtures.nodefactory import SCENARIOS
@@ -63,7 +64,7 @@ def test_shared_password_with_several_users_is_flagged_as_not_separating_them() 
 
 def test_a_typed_node_name_must_be_one_of_the_class_exactly() -> None:
     names = ["gpu.b", "GPU_7", "x+y", "a-1"]
-    pattern = _names_regex(names)
+    pattern = names_regex(names)
     # "." in a class and other names escaped: a browser's form check (unicode mode) takes the same pattern
     assert pattern == r"^(?:GPU_7|a-1|gpu[.]b|x\+y)(?![\s\S])"
     for name in names:
@@ -106,8 +107,8 @@ def test_the_plan_shows_given_digests_or_the_tags_a_build_will_pin() -> None:
 
 
 def test_gpus_described_for_the_plan_table() -> None:
+    from components.core.node_table import describe_gpus
     from components.core.nodes import parse_nodes
-    from components.core.profiles import describe_gpus
     from tests.fixtures.nodefactory import node, node_list
 
     doc = node_list(
@@ -130,8 +131,8 @@ def test_gpus_described_for_the_plan_table() -> None:
 
 
 def test_a_mig_node_whose_whole_gpu_is_partitioned_is_not_unhealthy() -> None:
+    from components.core.node_table import describe_gpus
     from components.core.nodes import parse_node
-    from components.core.profiles import describe_gpus
     from tests.fixtures.nodefactory import node
 
     doc = node("mig", mig={"nvidia.com/mig-1g.10gb": 2}, product="NVIDIA-A100")
@@ -398,7 +399,7 @@ def class_profile(count: int, **kw: Any) -> dict[str, Any]:
 
 
 def test_a_class_of_exactly_the_listing_limit_lists_every_node_and_one_more_gets_a_name_field() -> None:
-    from components.core.profiles import HOSTNAME_LABEL, NODE_CHOICES_MAX
+    from components.core.profile_options import HOSTNAME_LABEL, NODE_CHOICES_MAX
 
     listed = class_profile(NODE_CHOICES_MAX)["profile_options"]["node"]
     assert len(listed["choices"]) == NODE_CHOICES_MAX + 1 and "unlisted_choice" not in listed
@@ -432,13 +433,13 @@ def test_a_class_profile_starts_at_its_default_size_and_limits() -> None:
 
 
 def test_a_class_without_the_memory_label_is_kept_in_by_host_name() -> None:
-    from components.core.profiles import _class_affinity
+    from components.core.gpu_profiles import class_affinity
 
     labelled = list(parse_nodes(gpu_nodes(2)).nodes)
-    terms = _class_affinity(labelled, [{"matchExpressions": []}])
+    terms = class_affinity(labelled, [{"matchExpressions": []}])
     assert [e["key"] for e in terms[0]["matchExpressions"]] == ["nvidia.com/gpu.product", "nvidia.com/gpu.memory"]
     unknown = [n.model_copy(update={"gpu": n.gpu.model_copy(update={"memory_mib": None})}) for n in labelled]
-    assert _class_affinity(unknown, [{"matchExpressions": []}]) == [
+    assert class_affinity(unknown, [{"matchExpressions": []}]) == [
         {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": ["g000", "g001"]}]}
     ]
 
@@ -709,11 +710,11 @@ def test_without_shared_code_removes_the_very_volume_and_mount_with_adds() -> No
 
 
 def test_a_guarantee_is_rounded_to_millicores() -> None:
-    from components.core.profiles import _size_resources
+    from components.core.profile_sizes import size_resources
     from components.core.sizing import Size
 
-    assert _size_resources(Size(cpu=3, memory_gib=12), 0.33333)["cpu_guarantee"] == 1.0
-    assert _size_resources(Size(cpu=1, memory_gib=4), 0.12345)["cpu_guarantee"] == 0.123
+    assert size_resources(Size(cpu=3, memory_gib=12), 0.33333)["cpu_guarantee"] == 1.0
+    assert size_resources(Size(cpu=1, memory_gib=4), 0.12345)["cpu_guarantee"] == 0.123
 
 
 def test_one_shared_gpu_slot_is_a_shared_gpu() -> None:

@@ -25,7 +25,8 @@ from components.core.config import StackConfig
 from components.core.config_load import StackFileError, read_stack_file
 from components.core.egress_spec import BLOCKED_V4, BLOCKED_V6, blocked_addresses
 from components.core.nodes import Inventory
-from components.core.profiles import ANY_NODE, ProfilePlan, build_profiles
+from components.core.profile_options import ANY_NODE
+from components.core.profiles import ProfilePlan, build_profiles
 from components.core.values import (
     auth_notes,
     chart_images,
