@@ -13,6 +13,7 @@ CORE = [
     *(f"core/{name}" for name in (
         "availability_spec", "backup_spec", "config", "config_compute", "config_fields", "config_hub",
         "config_images", "config_load", "config_storage", "csi_mount", "egress_spec", "gpu_profiles", "hub_rbac",
+        "hub_services",
         "image_rule", "image_specs", "node_table", "nodes", "prepull_spec", "profile_options", "profile_sizes",
         "profiles", "sizing", "storage_guard", "storage_spec", "values",
     )),

@@ -9,8 +9,9 @@ from typing import Any
 
 from components import shipped
 from components.core.config_load import parse_config
+from components.core.hub_services import GPU_CULLER_PATH, GPU_CULLER_SCOPES
 from components.core.nodes import parse_nodes
-from components.core.values import GPU_CULLER_PATH, GPU_CULLER_SCOPES, build_values
+from components.core.values import build_values
 from tests.conftest import BASE_CONFIG, GIVEN_REFS
 from tests.fixtures.nodefactory import SCENARIOS
 

@@ -17,8 +17,9 @@ import requests
 
 from components.core.config import ConfigError
 from components.core.config_load import parse_config
+from components.core.hub_services import GPU_OVERVIEW_PATH, GPU_OVERVIEW_SCOPES
 from components.core.nodes import parse_nodes
-from components.core.values import GPU_OVERVIEW_PATH, GPU_OVERVIEW_SCOPES, build_values
+from components.core.values import build_values
 from tests import fakeapi
 from tests.cluster.localhub import HUB_ON_LOOPBACK, chp_binary, free_port, running_hub
 from tests.conftest import BASE_CONFIG, GIVEN_REFS

@@ -445,7 +445,7 @@ def test_a_class_without_the_memory_label_is_kept_in_by_host_name() -> None:
 
 
 def test_the_gpu_profiles_are_those_that_can_hold_a_gpu_in_the_profile_or_a_choice() -> None:
-    from components.core.values import gpu_profile_slugs
+    from components.core.hub_services import gpu_profile_slugs
 
     cpu = {"slug": "cpu", "kubespawner_override": {"extra_resource_limits": {}}}
     fixed = {"slug": "fixed", "kubespawner_override": {"extra_resource_limits": {"nvidia.com/gpu": "1"}}}
@@ -547,7 +547,7 @@ def test_user_pods_pull_with_the_secret_only_when_there_are_credentials() -> Non
 
 
 def test_the_gpu_culler_checks_a_quarter_of_its_timeout_at_most_every_everyseconds() -> None:
-    from components.core.values import GPU_CULLER_SCOPES, gpu_culler_values
+    from components.core.hub_services import GPU_CULLER_SCOPES, gpu_culler_values
 
     def every(timeout: int, every_seconds: int = 3600) -> str:
         c = cfg(culling={"gpuTimeoutSeconds": timeout, "everySeconds": every_seconds})
@@ -562,7 +562,7 @@ def test_the_gpu_culler_checks_a_quarter_of_its_timeout_at_most_every_everysecon
 
 
 def test_gpu_profiles_skip_options_without_choices() -> None:
-    from components.core.values import gpu_profile_slugs
+    from components.core.hub_services import gpu_profile_slugs
 
     free_form = {"slug": "free", "kubespawner_override": {}, "profile_options": {"image": {"unlisted_choice": {}}}}
     assert gpu_profile_slugs([free_form]) == []
@@ -614,7 +614,7 @@ def test_a_node_list_that_is_not_an_object_is_named() -> None:
 
 
 def test_the_culler_is_off_when_culling_is_and_mounts_its_script() -> None:
-    from components.core.values import GPU_CULLER_PATH, gpu_culler_values
+    from components.core.hub_services import GPU_CULLER_PATH, gpu_culler_values
 
     assert gpu_culler_values(cfg(culling={"enabled": False}), plan("mixed")) == {}
     assert gpu_culler_values(cfg(culling={"gpuTimeoutSeconds": 0}), plan("mixed")) == {}

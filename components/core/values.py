@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from components import shipped
-from components.core.availability_spec import hub_egress_rule, service_base, service_url
+from components.core.availability_spec import hub_egress_rule, service_url
 from components.core.chart_images import chart_image_refs, chart_image_values
 from components.core.config import StackConfig
 from components.core.egress_spec import user_egress_rules
+from components.core.hub_services import gpu_culler_values, gpu_overview_values, merge_hub_extras
 from components.core.image_rule import guard_pattern
 from components.core.nodes import Inventory
 from components.core.profiles import ProfilePlan, build_profiles
@@ -23,15 +24,6 @@ OAUTH_SECRET_KEY = "oauth-client-secret"
 SHARED_PASSWORD_KEY = "shared-password"
 ADMIN_PASSWORD_KEY = "admin-password"
 GUARD_SOURCE = shipped.path("hub_guard.py")
-GPU_CULLER_SOURCE = shipped.path("gpu_culler.py")
-GPU_CULLER_PATH = "/usr/local/etc/gpu-jupyterhub/gpu_culler.py"
-# What the GPU culler may do, nothing more: list users, read their servers and activity, stop servers.
-GPU_OVERVIEW_SOURCE = shipped.path("gpu_overview.py")
-GPU_OVERVIEW_PATH = "/usr/local/etc/gpu-jupyterhub/gpu_overview.py"
-GPU_OVERVIEW_PORT = 10101
-# read-only: users, their admin flag and servers' activity; never a server's stop or start
-GPU_OVERVIEW_SCOPES = ("list:users", "read:users", "read:servers")
-GPU_CULLER_SCOPES = ("list:users", "read:users:activity", "read:servers", "delete:servers")
 PULL_SECRET = "harbor-pull"
 LIVE_PROFILES_SOURCE = shipped.path("live_profiles.py")
 # NativeAuthenticator's throttle for its accounts, the same as hub_guard.py's LoginThrottle for the admin names
@@ -159,88 +151,6 @@ def _py_string(text: str, indent: int, width: int = 80) -> str:
     return f"{pad}(\n" + "".join(f"{pad}    {p!r}\n" for p in parts) + f"{pad})"
 
 
-def gpu_profile_slugs(profiles: list[dict[str, Any]]) -> list[str]:
-    """Slugs of the profiles whose servers can hold GPUs."""
-    slugs = []
-    for p in profiles:
-        overrides = [p.get("kubespawner_override", {})]
-        for option in p.get("profile_options", {}).values():
-            overrides += [c.get("kubespawner_override", {}) for c in option.get("choices", {}).values()]
-        if any(v for ov in overrides for v in (ov.get("extra_resource_limits") or {}).values()):
-            slugs.append(p["slug"])
-    return slugs
-
-
-def gpu_culler_values(cfg: StackConfig, plan: ProfilePlan) -> dict[str, Any]:
-    """hub.services, hub.loadRoles and hub.extraFiles for the GPU-idle culler (empty when it is off)."""
-    slugs = gpu_profile_slugs(plan.profiles)
-    if not (cfg.culling.enabled and cfg.culling.gpuTimeoutSeconds and slugs):
-        return {}
-    command = [
-        "python3",
-        GPU_CULLER_PATH,
-        *(f"--gpu-profile={slug}" for slug in slugs),
-        f"--timeout={cfg.culling.gpuTimeoutSeconds}",
-        f"--every={min(cfg.culling.everySeconds, max(60, cfg.culling.gpuTimeoutSeconds // 4))}",
-    ]
-    return {
-        "services": {"gpu-culler": {"command": command}},
-        "loadRoles": {"gpu-culler": {"services": ["gpu-culler"], "scopes": list(GPU_CULLER_SCOPES)}},
-        "extraFiles": {"gpu-culler": {"mountPath": GPU_CULLER_PATH, "stringData": GPU_CULLER_SOURCE.read_text()}},
-    }
-
-
-def _chart_pods(component: str) -> dict[str, Any]:
-    return {"podSelector": {"matchLabels": {"app": "jupyterhub", "release": "jupyterhub", "component": component}}}
-
-
-def gpu_overview_values(cfg: StackConfig) -> dict[str, Any]:
-    """The GPU overview (components/shipped/gpu_overview.py), a hub service in the hub pod, reached through the proxy:
-    hub.services/loadRoles/extraFiles, the hub Service's extra port and the two pods' network rules. Empty
-    without the availability service it reads from."""
-    if not (cfg.profiles.liveAvailability and cfg.profiles.gpuOverview):
-        return {}
-    command = [
-        "python3",
-        GPU_OVERVIEW_PATH,
-        f"--port={GPU_OVERVIEW_PORT}",
-        f"--source={service_base(cfg.namespace)}",
-    ]
-    if cfg.profiles.dcgmExporterUrl:
-        command.append(f"--dcgm-url={cfg.profiles.dcgmExporterUrl}")
-    port = [{"port": GPU_OVERVIEW_PORT}]
-    return {
-        "services": {
-            "gpu-overview": {
-                "url": f"http://hub:{GPU_OVERVIEW_PORT}",
-                "command": command,
-                "display": True,
-                "oauth_no_confirm": True,
-            }
-        },
-        "loadRoles": {
-            "gpu-overview": {"services": ["gpu-overview"], "scopes": list(GPU_OVERVIEW_SCOPES)},
-            # every user may open it (the page shows them their own servers)
-            "user": {"scopes": ["self", "access:services!service=gpu-overview"]},
-        },
-        "extraFiles": {"gpu-overview": {"mountPath": GPU_OVERVIEW_PATH, "stringData": GPU_OVERVIEW_SOURCE.read_text()}},
-        "service": {
-            "extraPorts": [{"name": "gpu-overview", "port": GPU_OVERVIEW_PORT, "targetPort": GPU_OVERVIEW_PORT}]
-        },
-        "networkPolicy": {"ingress": [{"from": [_chart_pods("proxy")], "ports": port}]},
-        "proxy_egress": [{"to": [_chart_pods("hub")], "ports": port}],
-    }
-
-
-def _merge_hub_extras(*parts: dict[str, Any]) -> dict[str, Any]:
-    """hub.* sections of several hub services, their dicts merged by key."""
-    out: dict[str, Any] = {}
-    for part in parts:
-        for key, value in part.items():
-            out[key] = {**out.get(key, {}), **value} if isinstance(value, dict) else [*out.get(key, []), *value]
-    return out
-
-
 def gpu_quota(cfg: StackConfig) -> dict[str, Any]:
     """The per-user GPU quota as the hub-side guard reads it (see hub_guard.gpu_limit)."""
     p = cfg.profiles
@@ -286,107 +196,22 @@ def build_values(cfg: StackConfig, inventory: Inventory, refs: dict[str, str]) -
 
 
 def values_from_plan(cfg: StackConfig, plan: ProfilePlan, refs: dict[str, str]) -> dict[str, Any]:
-    hub_config, hub_env, auth_snippet = auth_values(cfg)
-    # User pods meet Pod Security "restricted": non-root, no capabilities, the runtime's seccomp profile
-    # (KubeSpawner merges these with uid, fsGroup and allowPrivilegeEscalation from singleuser.*).
-    hub_config = {
-        **hub_config,
-        "KubeSpawner": {
-            "container_security_context": {
-                "runAsNonRoot": True,
-                "capabilities": {"drop": ["ALL"]},
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
-            "pod_security_context": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-        },
-    }
-    extra_config: dict[str, str] = {"05-guards": guard_config(cfg, plan, refs)}
-    if auth_snippet:
-        extra_config["10-auth"] = auth_snippet
-    live = live_profiles_config(cfg)
-    if live:
-        extra_config["20-live-profiles"] = live
-
-    tls: dict[str, Any] = {"hosts": [cfg.hub.host], "secretName": cfg.hub.tls.secretName or "jupyterhub-tls"}
-    annotations: dict[str, str] = {}
-    if cfg.hub.tls.clusterIssuer:
-        annotations["cert-manager.io/cluster-issuer"] = cfg.hub.tls.clusterIssuer
-    ingress: dict[str, Any] = {
-        "enabled": True,
-        "hosts": [cfg.hub.host],
-        "tls": [tls],
-        "annotations": annotations,
-    }
-    if cfg.hub.ingressClassName:
-        ingress["ingressClassName"] = cfg.hub.ingressClassName
-
-    user_egress = user_egress_rules(plan.node_addresses, cfg.network.userEgressCidrs)
-    cpu = cfg.profiles.cpu
-    hub_extra: dict[str, Any] = _merge_hub_extras(gpu_culler_values(cfg, plan), gpu_overview_values(cfg))
+    """The chart values from a computed profile plan: the hub, proxy, ingress and user pods, and the chart's
+    own images from where the stack takes them."""
+    hub_extra: dict[str, Any] = merge_hub_extras(gpu_culler_values(cfg, plan), gpu_overview_values(cfg))
     proxy_egress = hub_extra.pop("proxy_egress", [])
-    hub_ingress = hub_extra.pop("networkPolicy", {}).get("ingress", [])
-    image_values = chart_image_values(chart_images(cfg))
     # Chart images from the user's registry pull with the user pods' secret: the chart's top-level
     # imagePullSecrets reaches every pod it renders, and its hub config hands the same list to KubeSpawner for
     # user pods, joined to singleuser.image.pullSecrets without removing duplicates; so the secret is named once.
     chart_pull_secrets = chart_image_pull_secrets(cfg)
-    user_pull_secrets = [] if chart_pull_secrets else pull_secrets(cfg)
     values: dict[str, Any] = {
-        "hub": {
-            **hub_extra,
-            "config": hub_config,
-            "extraEnv": hub_env,
-            "extraConfig": extra_config,
-            "extraPodSpec": {"affinity": CORE_POD_AFFINITY},
-            "allowNamedServers": cfg.hub.allowNamedServers,
-            "namedServerLimitPerUser": cfg.hub.namedServerLimitPerUser,
-            "concurrentSpawnLimit": cfg.hub.concurrentSpawnLimit,
-            # The hub database (native accounts, server state) outlives `pulumi destroy` and a release
-            # deletion: Helm leaves a resource with this policy in place.
-            "db": {"pvc": {"annotations": {"helm.sh/resource-policy": "keep"}}},
-            "networkPolicy": {
-                "enabled": True,
-                "egressAllowRules": {"privateIPs": cfg.network.hubPrivateEgress},
-                "egress": [hub_egress_rule()] if cfg.profiles.liveAvailability else [],
-                "ingress": hub_ingress,
-            },
-        },
+        "hub": _hub(cfg, plan, refs, hub_extra),
         "proxy": {
             "service": {"type": "ClusterIP"},
             "chp": {"extraPodSpec": {"affinity": CORE_POD_AFFINITY}, "networkPolicy": {"egress": proxy_egress}},
         },
-        "ingress": ingress,
-        "singleuser": {
-            "image": {"name": refs["jupyter-ml-cpu"], "tag": "", "pullSecrets": user_pull_secrets},
-            "profileList": plan.profiles,
-            "uid": 1000,
-            "fsGid": 100,
-            "allowPrivilegeEscalation": False,
-            # The chart's iptables block needs a root init container with NET_ADMIN, which Pod Security
-            # "restricted" refuses; the NetworkPolicy below blocks all of link-local (the metadata address too).
-            "cloudMetadata": {"blockWithIptables": False},
-            "cpu": {"guarantee": cpu.cpuGuarantee, "limit": cpu.cpuLimit},
-            "memory": {"guarantee": cpu.memGuarantee, "limit": cpu.memLimit},
-            "defaultUrl": "/lab/tree/notebooks",
-            "startTimeout": 600,
-            "extraEnv": user_environment(),
-            "extraFiles": {"jupyter-server-local-state": {"mountPath": SERVER_CONFIG_PATH, "data": server_config()}},
-            "storage": singleuser_storage_values(cfg),
-            "networkPolicy": {
-                "enabled": True,
-                # the chart's rules left CGNAT, link-local and public node addresses open, and DNS to every
-                # private address: only DNS to kube-system stays, egress_spec's rule does the rest
-                "egressAllowRules": {
-                    "cloudMetadataServer": False,
-                    "dnsPortsCloudMetadataServer": False,
-                    "dnsPortsKubeSystemNamespace": True,
-                    "dnsPortsPrivateIPs": False,
-                    "nonPrivateIPs": False,
-                    "privateIPs": False,
-                },
-                "egress": user_egress,
-            },
-        },
+        "ingress": _ingress(cfg),
+        "singleuser": _singleuser(cfg, plan, refs, [] if chart_pull_secrets else pull_secrets(cfg)),
         # the hub's Role comes from components/core/hub_rbac.py (no Secrets); nothing else of the chart needs RBAC here
         "rbac": {"create": False},
         "prePuller": {
@@ -409,7 +234,99 @@ def values_from_plan(cfg: StackConfig, plan: ProfilePlan, refs: dict[str, str]) 
     }
     if chart_pull_secrets:
         values["imagePullSecrets"] = chart_pull_secrets
-    return _merged(values, image_values)
+    return _merged(values, chart_image_values(chart_images(cfg)))
+
+
+def _hub(cfg: StackConfig, plan: ProfilePlan, refs: dict[str, str], services: dict[str, Any]) -> dict[str, Any]:
+    """hub.*: login, the guards and live profiles as extraConfig, the hub services, placement, the kept
+    database and the hub's network rules."""
+    hub_config, hub_env, auth_snippet = auth_values(cfg)
+    # User pods meet Pod Security "restricted": non-root, no capabilities, the runtime's seccomp profile
+    # (KubeSpawner merges these with uid, fsGroup and allowPrivilegeEscalation from singleuser.*).
+    hub_config = {
+        **hub_config,
+        "KubeSpawner": {
+            "container_security_context": {
+                "runAsNonRoot": True,
+                "capabilities": {"drop": ["ALL"]},
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "pod_security_context": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        },
+    }
+    extra_config: dict[str, str] = {"05-guards": guard_config(cfg, plan, refs)}
+    if auth_snippet:
+        extra_config["10-auth"] = auth_snippet
+    live = live_profiles_config(cfg)
+    if live:
+        extra_config["20-live-profiles"] = live
+    hub_ingress = services.pop("networkPolicy", {}).get("ingress", [])
+    return {
+        **services,
+        "config": hub_config,
+        "extraEnv": hub_env,
+        "extraConfig": extra_config,
+        "extraPodSpec": {"affinity": CORE_POD_AFFINITY},
+        "allowNamedServers": cfg.hub.allowNamedServers,
+        "namedServerLimitPerUser": cfg.hub.namedServerLimitPerUser,
+        "concurrentSpawnLimit": cfg.hub.concurrentSpawnLimit,
+        # The hub database (native accounts, server state) outlives `pulumi destroy` and a release
+        # deletion: Helm leaves a resource with this policy in place.
+        "db": {"pvc": {"annotations": {"helm.sh/resource-policy": "keep"}}},
+        "networkPolicy": {
+            "enabled": True,
+            "egressAllowRules": {"privateIPs": cfg.network.hubPrivateEgress},
+            "egress": [hub_egress_rule()] if cfg.profiles.liveAvailability else [],
+            "ingress": hub_ingress,
+        },
+    }
+
+
+def _ingress(cfg: StackConfig) -> dict[str, Any]:
+    tls: dict[str, Any] = {"hosts": [cfg.hub.host], "secretName": cfg.hub.tls.secretName or "jupyterhub-tls"}
+    annotations: dict[str, str] = {}
+    if cfg.hub.tls.clusterIssuer:
+        annotations["cert-manager.io/cluster-issuer"] = cfg.hub.tls.clusterIssuer
+    ingress: dict[str, Any] = {"enabled": True, "hosts": [cfg.hub.host], "tls": [tls], "annotations": annotations}
+    if cfg.hub.ingressClassName:
+        ingress["ingressClassName"] = cfg.hub.ingressClassName
+    return ingress
+
+
+def _singleuser(cfg: StackConfig, plan: ProfilePlan, refs: dict[str, str], secrets: list[str]) -> dict[str, Any]:
+    """singleuser.*: the profiles, the default image and resources, storage, and the user pods' egress."""
+    cpu = cfg.profiles.cpu
+    return {
+        "image": {"name": refs["jupyter-ml-cpu"], "tag": "", "pullSecrets": secrets},
+        "profileList": plan.profiles,
+        "uid": 1000,
+        "fsGid": 100,
+        "allowPrivilegeEscalation": False,
+        # The chart's iptables block needs a root init container with NET_ADMIN, which Pod Security
+        # "restricted" refuses; the NetworkPolicy below blocks all of link-local (the metadata address too).
+        "cloudMetadata": {"blockWithIptables": False},
+        "cpu": {"guarantee": cpu.cpuGuarantee, "limit": cpu.cpuLimit},
+        "memory": {"guarantee": cpu.memGuarantee, "limit": cpu.memLimit},
+        "defaultUrl": "/lab/tree/notebooks",
+        "startTimeout": 600,
+        "extraEnv": user_environment(),
+        "extraFiles": {"jupyter-server-local-state": {"mountPath": SERVER_CONFIG_PATH, "data": server_config()}},
+        "storage": singleuser_storage_values(cfg),
+        "networkPolicy": {
+            "enabled": True,
+            # the chart's rules left CGNAT, link-local and public node addresses open, and DNS to every
+            # private address: only DNS to kube-system stays, egress_spec's rule does the rest
+            "egressAllowRules": {
+                "cloudMetadataServer": False,
+                "dnsPortsCloudMetadataServer": False,
+                "dnsPortsKubeSystemNamespace": True,
+                "dnsPortsPrivateIPs": False,
+                "nonPrivateIPs": False,
+                "privateIPs": False,
+            },
+            "egress": user_egress_rules(plan.node_addresses, cfg.network.userEgressCidrs),
+        },
+    }
 
 
 def chart_images(cfg: StackConfig) -> dict[str, str]:

@@ -14,7 +14,7 @@ from typing import Any
 from hubclient import HubClient
 from localhub import LocalHub
 
-from components.core.values import GPU_CULLER_SCOPES
+from components.core.hub_services import GPU_CULLER_SCOPES
 
 CULLER = Path(__file__).resolve().parents[2] / "components" / "shipped" / "gpu_culler.py"
 IDLE_TIMEOUT = 6  # seconds; the deployed default is culling.gpuTimeoutSeconds = 1800
