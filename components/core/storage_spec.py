@@ -12,8 +12,8 @@ import re
 from typing import Any
 
 from components.core.config import StackConfig
-from components.core.image_specs import platform_problem
-from components.core.nodes import Inventory, blocking_taints
+from components.core.node_table import runs_user_pods
+from components.core.nodes import Inventory
 
 HOME = "/home/jovyan"
 NOTEBOOKS_DIR = f"{HOME}/notebooks"
@@ -195,11 +195,7 @@ def verification_nodes(inventory: Inventory, tolerations: list[dict[str, str]]) 
     A Job pinned to any other node (a tainted control plane, a Windows node) stays Pending or fails to
     start, and `pulumi up` waits for it.
     """
-    return [
-        n.name
-        for n in inventory.nodes
-        if n.ready and n.schedulable and not blocking_taints(n, tolerations) and platform_problem(n.os, n.arch) is None
-    ]
+    return [n.name for n in inventory.nodes if runs_user_pods(n, tolerations)]
 
 
 _WRITE = """set -eu
