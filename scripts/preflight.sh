@@ -11,7 +11,7 @@ step=${1:?usage: source scripts/preflight.sh demo|test}
 preflight_missing=()
 
 chart=${GPU_JUPYTERHUB_CHART_DIR:-$PWD/../shared/z2jh/chart/jupyterhub}
-want=$(sed -n 's/^    version: str = Field("\([^"]*\)".*/\1/p' components/core/config.py | head -1)
+want=$(sed -n 's/^    version: str = Field("\([^"]*\)".*/\1/p' components/core/config_hub.py | head -1)
 if [[ ! -f "$chart/Chart.yaml" ]] || ! grep -q '^name: jupyterhub$' "$chart/Chart.yaml"; then
   preflight_missing+=("the z2jh chart (jupyterhub ${want:-4.4.0}, unpacked) at $chart: put it there, or set \
 GPU_JUPYTERHUB_CHART_DIR to its directory (e.g. 'helm pull jupyterhub/jupyterhub --version ${want:-4.4.0} --untar')")
