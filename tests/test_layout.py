@@ -76,10 +76,11 @@ def import_problems(path: Path) -> list[str]:
         ]  # fmt: skip
     if place[:2] == ("components", "cli"):
         problems += [m for m in found if m.startswith("components.cli.")]  # a command builds on the core alone
-    if place[0] == "components" or place[:1] == ("scripts",):
+    if place[0] in ("components", "scripts"):
         # Pulumi config is read in __main__.py, and components get plain arguments
         problems += [m for m in found if m.startswith("pulumi.runtime") or m in ("pulumi.Config", "pulumi.config")]
-        problems += ["pulumi.Config()" for _ in range(path.read_text().count("pulumi.Config("))]
+        if "pulumi.Config(" in path.read_text():
+            problems.append("pulumi.Config()")
     return sorted(problems)
 
 

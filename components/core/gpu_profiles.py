@@ -22,6 +22,7 @@ from components.core.profile_options import (
     variant_title,
 )
 from components.core.profile_sizes import Sizer, size_text, with_size
+from components.core.sizing import Size
 
 GPU_ENV: dict[str, Any] = {"NVIDIA_VISIBLE_DEVICES": None}  # the device plugin sets it
 
@@ -74,9 +75,10 @@ def auto_select_profiles(classes: dict[ClassKey, list[NodeInfo]], ctx: GpuContex
         "node_affinity_required": terms[offered[0]],
         "node_selector": {HOSTNAME_LABEL: None},
     }
-    names = [name for v in offered for name in images_for(v, ctx.picker.refs)]
-    affinities = {name: terms[v] for v in offered for name in images_for(v, ctx.picker.refs)}
-    titles = {name: variant_title(name, v) for v in offered for name in images_for(v, ctx.picker.refs)}
+    images = [(name, v) for v in offered for name in images_for(v, ctx.picker.refs)]
+    names = [name for name, _ in images]
+    affinities = {name: terms[v] for name, v in images}
+    titles = {name: variant_title(name, v) for name, v in images}
     size = ctx.sizer.gpu(nodes, 1, slots)
     auto = {
         "display_name": "GPU Environment (auto-select)",
@@ -165,14 +167,14 @@ def _tuning_images(
     }
 
 
-def _gpu_choices(nodes: list[NodeInfo], ctx: GpuContext) -> tuple[dict[str, Any], str, str]:
-    """The class's GPU picker, and how its title and slug describe the class."""
+def _gpu_choices(
+    nodes: list[NodeInfo], slots: dict[str, int], size: Size | None, ctx: GpuContext
+) -> tuple[dict[str, Any], str, str]:
+    """The class's GPU picker (``size``: one GPU's), and how its title and slug describe the class."""
     gpu = nodes[0].gpu
     assert gpu is not None
-    slots = {n.name: gpu_slots(n) for n in nodes}
     if gpu.mig_resources and gpu.allocatable == 0:
         # MIG mixed strategy: request the slice the user picks; one slice per user.
-        size = ctx.sizer.gpu(nodes, 1, slots)
         choices = {
             _slug(r.removeprefix("nvidia.com/")): {
                 "display_name": with_size(f"1 x MIG {r.removeprefix('nvidia.com/mig-')}", size),
@@ -185,11 +187,11 @@ def _gpu_choices(nodes: list[NodeInfo], ctx: GpuContext) -> tuple[dict[str, Any]
         return choices, kind, "mig-" + "-".join(r.removeprefix("nvidia.com/mig-") for r, _ in gpu.mig_resources)
     choices = {}
     for n in range(1, gpu.max_per_user + 1):
-        size = ctx.sizer.gpu(nodes, n, slots)
+        n_size = ctx.sizer.gpu(nodes, n, slots)
         choices[str(n)] = {
-            "display_name": with_size(f"{n} GPU" + ("s" if n > 1 else ""), size),
+            "display_name": with_size(f"{n} GPU" + ("s" if n > 1 else ""), n_size),
             "default": n == 1,
-            "kubespawner_override": {**gpu_request(gpu.resource, n), **ctx.sizer.resources(size, ctx.resources.gpu)},
+            "kubespawner_override": {**gpu_request(gpu.resource, n), **ctx.sizer.resources(n_size, ctx.resources.gpu)},
         }
     kind = f"up to {gpu.max_per_user} per server" + (f", {gpu.sharing}" if gpu.shared else "")
     short = ("mps" if gpu.sharing == "MPS" else "shared") if gpu.shared else f"x{gpu.max_per_user}"
@@ -200,8 +202,9 @@ def _class_profile(nodes: list[NodeInfo], variant: CudaVariant, ctx: GpuContext)
     gpu = nodes[0].gpu
     assert gpu is not None
     product = product_name(gpu)
-    size = ctx.sizer.gpu(nodes, 1, {n.name: gpu_slots(n) for n in nodes})
-    choices, kind, short = _gpu_choices(nodes, ctx)
+    slots = {n.name: gpu_slots(n) for n in nodes}
+    size = ctx.sizer.gpu(nodes, 1, slots)
+    choices, kind, short = _gpu_choices(nodes, slots, size, ctx)
     memory = f"{round(gpu.memory_mib / 1024)}gib" if gpu.memory_mib else "unknown-memory"
     images = images_for(variant, ctx.picker.refs)
     if variant != CUDA13:

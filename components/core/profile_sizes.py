@@ -71,15 +71,15 @@ def cpu_sizes(sizer: Sizer, user_nodes: list[NodeInfo]) -> CpuSizes:
     if not sizer.sizing.enabled:
         return CpuSizes([], None, [])
     budgets = [b for n in user_nodes if (b := sizer.budget(n)) is not None]
-    sizes, notes = fraction_sizes(budgets, sizer.sizing.fractions, sizer.sizing.maxShare)
+    sizes, why = fraction_sizes(budgets, sizer.sizing.fractions, sizer.sizing.maxShare)
+    notes = list(why)
     if not sizes:
-        notes = [
-            *notes,
+        notes.append(
             "no node CPU servers can run on reports enough CPU and memory for a size: "
-            "CPU profiles use the fixed profiles.cpu resources",
-        ]
+            "CPU profiles use the fixed profiles.cpu resources"
+        )
     default = next((z for z in sizes if z.cpu >= 1), sizes[-1]) if sizes else None
-    return CpuSizes(sizes, default, list(notes))
+    return CpuSizes(sizes, default, notes)
 
 
 def size_option(sizes: CpuSizes, ratio: float) -> dict[str, Any] | None:

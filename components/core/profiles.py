@@ -156,10 +156,9 @@ def cpu_profiles(
 
 def _shared_code(cfg: StackConfig, inventory: Inventory) -> dict[str, Any] | None:
     """The shared-code switch, when storage.sharedCode is set and a control-plane node can serve it."""
-    host = shared_code_host(inventory) if cfg.storage.sharedCode is not None else None
-    if cfg.storage.sharedCode is None or host is None:
-        return None
-    return shared_code_option(cfg.storage.sharedCode, host, *shared_code_mounts(cfg))
+    shared = cfg.storage.sharedCode
+    host = shared_code_host(inventory) if shared is not None else None
+    return shared_code_option(shared, host, *shared_code_mounts(cfg)) if shared is not None and host else None
 
 
 def _storage_check(enabled: bool, inventory: Inventory, gpu_pod_tolerations: list[dict]) -> tuple[list[str], list[str]]:
